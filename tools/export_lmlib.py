@@ -132,7 +132,7 @@ def render_all(modules: dict[str, Module], lmlib_dir: Path = LMLIB) -> dict[str,
     for name, module in modules.items():
         target = lmlib_dir / f"{name}.py"
         if target.exists() and not is_generated(target):
-            raise ExportError(f"`# lmlib: {name}` cells would overwrite the hand-written {target.relative_to(ROOT)}")
+            raise ExportError(f"`# lmlib: {name}` cells would overwrite the hand-written lmlib/{target.name}")
         out[f"{name}.py"] = module.render()
     return out
 
