@@ -40,13 +40,16 @@ lint: venv
 	$(VENV)/bin/ruff check lmlib tools tests chapters
 
 # The execution cache does not notice changes to imported modules: drop it when lmlib/ or the
-# pinned environment changes, so every chapter runs against the library it documents.
+# pinned environment changes, so every chapter runs against the library it documents (Sphinx's own
+# environment goes too, or it would not re-read the unchanged pages). BOOK_EXECUTE=force re-executes all.
 book: venv
 	$(PY) tools/export_lmlib.py --check
 	@mkdir -p _build; h=$$(cat lmlib/*.py requirements.txt | sha256sum | cut -c1-16); \
 	if [ "$$(cat _build/.lmlib-hash 2>/dev/null)" != "$$h" ]; then \
-	  echo "lmlib or requirements changed: clearing the execution cache"; rm -rf _build/.jupyter_cache; fi; \
+	  echo "lmlib or requirements changed: every page will be re-executed"; \
+	  rm -rf _build/.jupyter_cache _build/.doctrees; fi; \
 	echo $$h > _build/.lmlib-hash
+	@if [ "$(BOOK_EXECUTE)" = force ]; then rm -rf _build/.doctrees; fi
 	sed 's/^\(  execute_notebooks:\).*/\1 $(BOOK_EXECUTE)/' _config.yml > _build/_config.$(BOOK_EXECUTE).yml
 	$(VENV)/bin/jupyter-book build . -W --keep-going --config _build/_config.$(BOOK_EXECUTE).yml
 	@$(PY) tools/exec_times.py

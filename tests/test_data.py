@@ -1,4 +1,4 @@
-"""Tests of lmlib.data (hand-written infrastructure): all offline, against a local HTTP server on 127.0.0.1."""
+"""Tests of lmlib.data (hand-written infrastructure): offline, against a local HTTP server on 127.0.0.1."""
 
 import dataclasses
 import gzip
@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import os
+import stat
 import tarfile
 import threading
 import zipfile
@@ -205,7 +206,15 @@ def make_zip(path: Path, members: dict[str, bytes]) -> None:
             zf.writestr(name, body)
 
 
-def make_tar(path: Path, members: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None) -> None:
+def make_zip_symlink(path: Path, name: str, target: str) -> None:
+    make_zip(path, GOOD)
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(info, target)
+
+
+def make_tar(path: Path, members: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None):
     with tarfile.open(path, "w:gz") as tf:
         for name, body in members.items():
             info = tarfile.TarInfo(name)
@@ -257,11 +266,13 @@ GOOD = {"pkg/a.txt": A, "pkg/sub/b.txt": B}
 @pytest.mark.parametrize("make", [
     lambda p, evil: make_zip(p, {**GOOD, "pkg/../../evil": b"x"}),
     lambda p, evil: make_zip(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
+    lambda p, evil: make_zip_symlink(p, "pkg/link", str(evil / "target")),
     lambda p, evil: make_tar(p, {**GOOD, "../evil": b"x"}),
     lambda p, evil: make_tar(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
     lambda p, evil: make_tar(p, GOOD, {"pkg/link": (tarfile.SYMTYPE, str(evil / "target"))}),
     lambda p, evil: make_tar(p, GOOD, {"pkg/hard": (tarfile.LNKTYPE, "/etc/passwd")}),
-], ids=["zip-dotdot", "zip-absolute", "tar-dotdot", "tar-absolute", "tar-symlink", "tar-hardlink"])
+], ids=["zip-dotdot", "zip-absolute", "zip-symlink", "tar-dotdot", "tar-absolute", "tar-symlink",
+        "tar-hardlink"])
 def test_unsafe_archive_is_rejected(make, server, monkeypatch, tmp_path, env):
     evil = tmp_path / "outside"
     evil.mkdir()

@@ -38,7 +38,7 @@ def test_unknown_setting_is_a_clear_attribute_error(monkeypatch):
     monkeypatch.delenv("LMLIB_PROFILE", raising=False)
     cfg = setup_chapter("99", quick=QUICK, full=FULL, show=False)
     with pytest.raises(AttributeError, match="has no setting 'batch'"):
-        cfg.batch
+        _ = cfg.batch
 
 
 def test_table_shows_both_profiles_with_the_active_one_first(monkeypatch, capsys):
