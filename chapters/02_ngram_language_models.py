@@ -1,0 +1,919 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # N-gram language models and perplexity
+#
+# We build count-based n-gram language models from scratch (maximum likelihood, add-k, Jelinek–Mercer
+# interpolation, back-off and Kneser–Ney, plain and modified), check them against `nltk.lm` to the last digit,
+# and measure their perplexity on the Penn Treebank. The best of them, a modified Kneser–Ney 5-gram, is the
+# baseline every neural language model in this book has to beat.
+
+# %%
+# In Colab (or anywhere lmlib is missing), install the book's library first.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("lmlib") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+
+# %% [markdown]
+# The setup cell imports what we need, seeds everything and shows the active profile. Counting and scoring are
+# fast, so the profiles only differ in how finely the smoothing parameters are tuned and how large the
+# comparison with `nltk.lm` (slow, pure Python) is.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+from myst_nb import glue
+from nltk.lm import MLE, KneserNeyInterpolated
+from nltk.lm.preprocessing import padded_everygram_pipeline
+from nltk.util import ngrams
+
+from lmlib.data import fetch
+from lmlib.plot import use_style
+from lmlib.profiles import setup_chapter
+
+cfg = setup_chapter(
+    "02",
+    quick=dict(discount_grid=[round(d, 2) for d in np.arange(0.5, 1.0001, 0.05)],
+               add_k_grid=[float(k) for k in np.logspace(-4, 0, 9)],
+               lambda_grid=[round(x, 1) for x in np.arange(0.1, 0.91, 0.1)],
+               nltk_train_sentences=300, nltk_test_sentences=30),
+    full=dict(discount_grid=[round(d, 2) for d in np.arange(0.4, 1.0001, 0.02)],
+              add_k_grid=[float(k) for k in np.logspace(-5, 0, 26)],
+              lambda_grid=[round(x, 2) for x in np.arange(0.02, 0.981, 0.02)],
+              nltk_train_sentences=600, nltk_test_sentences=60),
+)
+use_style()
+
+# %% [markdown]
+# ## Language models, the Markov assumption and maximum likelihood
+#
+# A language model assigns a probability to every sequence of tokens $w_1^T = w_1, \dots, w_T$. By the chain
+# rule of probability this is a product of next-token predictions, each conditioned on the whole history
+# $w_1^{t-1}$:
+#
+# $$
+# P(w_1^T) = \prod_{t=1}^{T} P(w_t \mid w_1^{t-1})
+# $$ (eq-ngram-chain-rule)
+#
+# An **n-gram model** makes the Markov assumption of order $n-1$: only the last $n-1$ tokens matter,
+#
+# $$
+# P(w_t \mid w_1^{t-1}) \approx P(w_t \mid w_{t-n+1}^{t-1}),
+# $$ (eq-ngram-markov)
+#
+# so the model is a table of conditional distributions, one per *context* (history) $h = w_{t-n+1}^{t-1}$.
+# We write $c(\cdot)$ for a count in the training data and $\bullet$ for "any word", as Chen and Goodman do
+# {cite:p}`chen1998`: $c(h\,\bullet) = \sum_w c(h\,w)$ is how often $h$ is followed by something, and
+# $N_{1+}(h\,\bullet) = |\{w : c(h\,w) > 0\}|$ is the number of distinct words seen after $h$. The
+# maximum-likelihood estimate (MLE) is the relative frequency
+#
+# $$
+# P_{\mathrm{ML}}(w_i \mid w_{i-n+1}^{i-1}) = \frac{c(w_{i-n+1}^{i})}{c(w_{i-n+1}^{i-1}\,\bullet)} .
+# $$ (eq-ngram-mle)
+#
+# **Sentence boundaries.** Each sentence is padded with $n-1$ start symbols `<s>` and ends with one `</s>`.
+# `</s>` is predicted (the model must say when a sentence ends, and its probability counts in the
+# perplexity), `<s>` never is (it is only context). This is the convention behind the published numbers on
+# this corpus, and the one `NGramCounts(padding="book")` below implements.
+#
+# **Evaluation.** On held-out text with $N$ predicted tokens (words and `</s>`), the cross-entropy of the model
+# and its perplexity are
+#
+# $$
+# H = -\frac{1}{N}\sum_{t=1}^{N} \log_2 P(w_t \mid w_{t-n+1}^{t-1}) \quad\text{bits per token}, \qquad
+# \mathrm{PPL} = 2^{H} = \exp\Bigl(-\frac{1}{N}\sum_{t=1}^{N} \ln P(w_t \mid w_{t-n+1}^{t-1})\Bigr).
+# $$ (eq-ngram-perplexity)
+#
+# A perplexity of $K$ means the model is, on average, as uncertain as if it chose uniformly among $K$ words.
+# Lower is better; a single token with probability 0 makes it infinite, and this is exactly what happens to
+# the MLE on new text.
+
+# %% [markdown]
+# ## The Penn Treebank
+#
+# We use Mikolov's version of the Penn Treebank (PTB) {cite:p}`marcus1993,mikolov2011`: Wall Street Journal
+# text, one sentence per line, lower-cased, numbers replaced by `N`, and every word outside a fixed vocabulary
+# of frequent words replaced by `<unk>`. The vocabulary is therefore **closed**: every word of valid and test
+# also occurs in train (the cell below asserts it), and `<unk>` is an ordinary word. (Our models still map an
+# unknown word to `<unk>`.)
+
+# %%
+def read_ptb(split: str) -> list[list[str]]:
+    """The sentences of one PTB split, as lists of words."""
+    text = fetch("ptb", f"ptb.{split}.txt").read_text(encoding="utf-8")
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+train_sents, valid_sents, test_sents = (read_ptb(split) for split in ("train", "valid", "test"))
+split_stats = pd.DataFrame(
+    {name: {"sentences": len(sents), "words": sum(map(len, sents)),
+            "predicted tokens (+ </s>)": sum(map(len, sents)) + len(sents)}
+     for name, sents in [("train", train_sents), ("valid", valid_sents), ("test", test_sents)]}).T
+train_vocab = {w for s in train_sents for w in s}
+assert all(w in train_vocab for s in valid_sents + test_sents for w in s)  # closed vocabulary
+glue("n_train_tokens", int(split_stats.loc["train", "predicted tokens (+ </s>)"]), display=False)
+glue("n_test_tokens", int(split_stats.loc["test", "predicted tokens (+ </s>)"]), display=False)
+glue("n_vocab", len(train_vocab) + 1, display=False)
+glue("n_vocab_words", len(train_vocab), display=False)
+print(" ".join(test_sents[0]))
+split_stats
+
+# %% [markdown]
+# Train has {glue:text}`n_train_tokens:,` predicted tokens and test {glue:text}`n_test_tokens:,`; the
+# {glue:text}`n_vocab_words:,` words plus `</s>` make a vocabulary of {glue:text}`n_vocab:,` predictable symbols.
+#
+# ## Counting n-grams: integer ids and numpy
+#
+# Tuples of strings in Python dictionaries would work, but they are slow and large for the millions of
+# distinct n-grams of orders 1–5 in PTB. `NGramCounts` gives every word an integer id, and every distinct
+# k-gram an id as well: the key of a k-gram is `id(its first k-1 words) * V + id(its last word)`, so all
+# k-grams sit in one sorted `int64` array and a lookup is a binary search per word (`np.searchsorted`), done
+# for every test position at once. One pass per order with `np.unique` gives the counts, the context of each
+# k-gram (the (k-1)-gram before its last word), its suffix (the (k-1)-gram after its first word) and, by
+# counting distinct (k+1)-grams per suffix, the **continuation counts** $N_{1+}(\bullet\, w_{i-k+1}^{i})$ that
+# Kneser–Ney needs.
+
+# %% [markdown]
+# The exported cells below form `lmlib.ngram`; later chapters import them from there.
+
+# %%
+# lmlib: ngram
+from collections.abc import Iterable, Sequence
+from typing import Self
+
+import numpy as np
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+
+
+class NGramCounts:
+    """Counts of every n-gram of orders 1..``order`` of a corpus, as numpy arrays over integer ids.
+
+    Words get ids (``<s>`` is 0, ``</s>`` is 1). Each distinct k-gram gets an id too: its key is
+    ``id(first k-1 words) * V + id(last word)``, kept sorted in ``keys[k]``, so looking a k-gram up is k-1
+    binary searches. Per order k (index 0 is the empty gram, a single id 0):
+
+    * ``count[k][g]``: how often k-gram ``g`` was counted;
+    * ``context[k][g]``: id of its first k-1 words (a (k-1)-gram), ``suffix[k][g]``: id of its last k-1 words;
+    * ``cont[k][g]`` (k < order): continuation count N1+(• g), the number of distinct (k+1)-grams ending in g.
+
+    ``padding="book"`` pads a sentence with order-1 ``<s>`` and one ``</s>`` and counts the n-grams ending on a
+    predicted token (a word or ``</s>``, never ``<s>``). ``padding="nltk"`` reproduces
+    ``nltk.lm.preprocessing.padded_everygram_pipeline``: order-1 ``<s>``, order-1 ``</s>``, and every n-gram of
+    the padded sentence counted.
+    """
+
+    def __init__(self, sentences: Iterable[Sequence[str]], order: int, padding: str = "book"):
+        if padding not in ("book", "nltk"):
+            raise ValueError(f"padding must be 'book' or 'nltk', not {padding!r}")
+        sentences = [list(s) for s in sentences]
+        self.order, self.padding = order, padding
+        self.vocab = [BOS, EOS, *sorted({w for s in sentences for w in s} - {BOS, EOS})]
+        self.word_id = {w: i for i, w in enumerate(self.vocab)}
+        right = 1 if padding == "book" else order - 1
+        tokens, offsets = [], []
+        for sentence in sentences:
+            padded = [BOS] * (order - 1) + sentence + [EOS] * right
+            tokens.extend(self.word_id[w] for w in padded)
+            offsets.extend(range(len(padded)))
+        tokens, offsets = np.array(tokens, np.int64), np.array(offsets, np.int64)
+        counted = offsets >= (order - 1 if padding == "book" else 0)  # positions whose n-grams are counted
+        V = len(self.vocab)
+        self.keys = [np.zeros(1, np.int64), np.arange(V, dtype=np.int64)]
+        self.count = [np.array([counted.sum()]), np.bincount(tokens[counted], minlength=V)]
+        self.context = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
+        self.suffix = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
+        gram_at = tokens  # id of the (k-1)-gram ending at each position (-1 where it does not fit)
+        for k in range(2, order + 1):
+            fits = offsets >= k - 1
+            key = gram_at[np.flatnonzero(fits) - 1] * V + tokens[fits]
+            keys, inverse = np.unique(key, return_inverse=True)
+            suffix = np.empty(len(keys), np.int64)
+            suffix[inverse] = gram_at[fits]
+            self.keys.append(keys)
+            self.count.append(np.bincount(inverse[counted[fits]], minlength=len(keys)))
+            self.context.append(keys // V)
+            self.suffix.append(suffix)
+            gram_at = np.full(len(tokens), -1, np.int64)
+            gram_at[fits] = inverse
+        self.cont = [np.bincount(self.suffix[k + 1][self.count[k + 1] > 0], minlength=len(self.keys[k]))
+                     for k in range(order)]
+
+    def ids(self, windows: np.ndarray, k: int) -> np.ndarray:
+        """Ids of the k-grams in the last k columns of ``windows`` (word ids, shape (N, >= k)); -1 if unseen."""
+        if k == 0:
+            return np.zeros(len(windows), np.int64)
+        gram = windows[:, -k].astype(np.int64)
+        for j in range(2, k + 1):  # extend the gram by one word to the right: order j-1 -> j
+            key = gram * len(self.vocab) + windows[:, j - k - 1]
+            keys = self.keys[j]
+            pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            gram = np.where((gram >= 0) & (keys[pos] == key), pos, -1)
+        return gram
+
+    def windows(self, sentences: Iterable[Sequence[str]], order: int) -> np.ndarray:
+        """(num_tokens, order) word ids: each predicted token (words and ``</s>``) after its order-1 context.
+
+        Sentences are padded with order-1 ``<s>`` and one ``</s>``; words outside the vocabulary become
+        ``<unk>`` (the vocabulary is closed: an unknown word without ``<unk>`` raises ``KeyError``).
+        """
+        rows = []
+        for sentence in sentences:
+            padded = [BOS] * (order - 1) + list(sentence) + [EOS]
+            ids = np.array([self.word_id[w if w in self.word_id else UNK] for w in padded], np.int64)
+            rows.append(np.lib.stride_tricks.sliding_window_view(ids, order))
+        return np.concatenate(rows)
+
+    def per_context(self, k: int, values: np.ndarray) -> np.ndarray:
+        """Sum ``values`` (one per k-gram) over the k-grams sharing each context, e.g. c(h) = Σ_w c(h w)."""
+        return np.bincount(self.context[k], weights=values, minlength=len(self.keys[k - 1]))
+
+# %% [markdown]
+# All models share one interface, in the base class: `windows` turns sentences into rows of word ids
+# `[w_{t-n+1}, ..., w_t]` (one row per predicted token, padded as above), `prob_windows` returns
+# $P(w_t \mid w_{t-n+1}^{t-1})$ for every row, and `perplexity`, `distribution` (a whole next-word
+# distribution), `logprob` and `sample` are built on it. A subclass only defines `_prob(windows, k)`, the
+# probability using orders up to k, usually by recursion on k.
+
+# %%
+# lmlib: ngram
+class NGramLM:
+    """Base class of the count-based language models: rows of word ids in, conditional probabilities out.
+
+    Subclasses implement ``_prob(windows, k)``: P_k(w | h) for each row ``[..., h, w]`` of ``windows`` using
+    orders up to k. A model is fitted on sentences (lists of words) or on a shared :class:`NGramCounts` of at
+    least its order (one set of order-5 counts serves every model of order 1-5).
+    """
+
+    def __init__(self, order: int):
+        self.order = order
+        self.counts: NGramCounts | None = None
+
+    def fit(self, corpus: Iterable[Sequence[str]] | NGramCounts) -> Self:
+        """Count ``corpus`` (or reuse counts of a high enough order) and precompute per-context statistics."""
+        counts = corpus if isinstance(corpus, NGramCounts) else NGramCounts(corpus, self.order)
+        if counts.order < self.order:
+            raise ValueError(f"counts of order {counts.order} cannot fit a model of order {self.order}")
+        self.counts = counts
+        self._prepare()
+        return self
+
+    def _prepare(self) -> None:
+        """Precompute what ``_prob`` needs (nothing by default)."""
+
+    def _base(self, words: np.ndarray) -> np.ndarray:
+        """P_0: uniform over the predictable words (every word but ``<s>``)."""
+        return np.where(words == 0, 0.0, 1.0 / (len(self.counts.vocab) - 1))
+
+    def windows(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:
+        """(num_tokens, order) word ids of ``sentences``, see :meth:`NGramCounts.windows`."""
+        return self.counts.windows(sentences, self.order)
+
+    def prob_windows(self, windows: np.ndarray) -> np.ndarray:
+        """P(w | h) for each row ``[h..., w]`` of word ids (only the last ``order`` columns are used)."""
+        return self._prob(windows[:, windows.shape[1] - self.order:], self.order)
+
+    def token_logprobs(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:
+        """Natural-log probability of every predicted token of ``sentences`` (``-inf`` where P = 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.prob_windows(self.windows(sentences)))
+
+    def perplexity(self, sentences: Iterable[Sequence[str]]) -> float:
+        """exp of the cross-entropy (nats per token) on ``sentences``; ``inf`` if some token has P = 0."""
+        return float(np.exp(-self.token_logprobs(sentences).mean()))
+
+    def distribution(self, context: Sequence[str]) -> np.ndarray:
+        """P(w | context) for every word id w (shape (V,)); the context is padded on the left with ``<s>``."""
+        word_id = self.counts.word_id
+        ctx = [BOS] * (self.order - 1) + [w if w in word_id else UNK for w in context]
+        windows = np.empty((len(self.counts.vocab), self.order), np.int64)
+        windows[:, :-1] = [word_id[w] for w in ctx[len(ctx) - self.order + 1:]]
+        windows[:, -1] = np.arange(len(self.counts.vocab))
+        return self.prob_windows(windows)
+
+    def logprob(self, word: str, context: Sequence[str] = ()) -> float:
+        """Natural-log P(word | context); the context is padded with ``<s>`` and cut to the last order-1 words."""
+        probs = self.distribution(context)
+        with np.errstate(divide="ignore"):
+            return float(np.log(probs[self.counts.word_id[word]]))
+
+    def sample(self, rng: np.random.Generator, max_words: int = 40) -> list[str]:
+        """Draw one sentence word by word from the model (stops at ``</s>`` or after ``max_words``)."""
+        words: list[str] = []
+        while len(words) < max_words:
+            probs = self.distribution(words)
+            next_id = int(rng.choice(len(probs), p=probs / probs.sum()))
+            if next_id == 1:
+                break
+            words.append(self.counts.vocab[next_id])
+        return words
+
+    def _lookup(self, windows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the context (k-1)-gram and of the k-gram in each row's last k words (-1: unseen)."""
+        return self.counts.ids(windows[:, :-1], k - 1), self.counts.ids(windows, k)
+
+# %% [markdown]
+# ## Why maximum likelihood fails
+#
+# Before smoothing anything, count how much of the test set the training counts cover. Below, a test n-gram is
+# *unseen* when it never occurs in train: the MLE of {eq}`eq-ngram-mle` gives it probability 0 (or leaves it
+# undefined when its context was never seen either).
+
+# %%
+counts5 = NGramCounts(train_sents, order=5)  # all orders 1..5, shared by every model below
+test_windows5 = counts5.windows(test_sents, 5)  # (num_test_tokens, 5) word ids
+unseen_fraction = {}
+for k in range(1, 6):
+    gram_ids = counts5.ids(test_windows5, k)
+    seen = (gram_ids >= 0) & (counts5.count[k][np.maximum(gram_ids, 0)] > 0)
+    unseen_fraction[k] = 1.0 - seen.mean()
+    glue(f"unseen_{k}", 100 * unseen_fraction[k], display=False)
+pd.Series(unseen_fraction, name="test n-grams unseen in train").rename_axis("n").to_frame().style.format("{:.1%}")
+
+# %% [markdown]
+# Every test word occurs in train (closed vocabulary: {glue:text}`unseen_1:.1f`% unseen unigrams), but
+# {glue:text}`unseen_2:.1f`% of the test bigrams, {glue:text}`unseen_3:.1f`% of the trigrams and
+# {glue:text}`unseen_5:.1f`% of the 5-grams never occur in the {glue:text}`n_train_tokens:,` training tokens. A 5-gram MLE would give
+# probability 0 to most of the test set. Smoothing moves some probability mass from seen to unseen events; the
+# methods differ in how much they move and where it goes.
+#
+# ## Add-k (Lidstone) smoothing
+#
+# The simplest fix pretends that every word was seen $k$ more times after every context
+# ($k=1$ is Laplace's add-one), with $|V|$ the number of predictable words:
+#
+# $$
+# P_{\mathrm{add}	ext{-}k}(w_i \mid w_{i-n+1}^{i-1}) = \frac{c(w_{i-n+1}^{i}) + k}{c(w_{i-n+1}^{i-1}\,\bullet) + k|V|} .
+# $$ (eq-ngram-add-k)
+#
+# With $|V|$ in the thousands and most contexts seen only a few times, the pseudo-counts swamp the real ones:
+# the unseen words of a context collectively get most of its mass. `k=0` gives the MLE.
+
+# %%
+# lmlib: ngram
+class AddKLM(NGramLM):
+    """Add-k (Lidstone) smoothing of the order-n counts: P(w|h) = (c(h w) + k) / (c(h) + k |V|).
+
+    |V| counts the predictable words (all but ``<s>``). ``k=0`` is the maximum-likelihood estimate, which
+    gives probability 0 to unseen n-grams and to every word after an unseen context.
+    """
+
+    def __init__(self, order: int, k: float = 1.0):
+        super().__init__(order)
+        self.k = k
+
+    def _prepare(self) -> None:
+        self.context_total = self.counts.per_context(self.order, self.counts.count[self.order])
+
+    def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
+        ctx, gram = self._lookup(windows, k)
+        c_hw = np.where(gram >= 0, self.counts.count[k][gram], 0)
+        c_h = np.where(ctx >= 0, self.context_total[ctx], 0)
+        vocab_size = len(self.counts.vocab) - 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (c_hw + self.k) / (c_h + self.k * vocab_size)
+        return np.where(windows[:, -1] == 0, 0.0, np.nan_to_num(p))
+
+# %% [markdown]
+# ## Interpolation (Jelinek–Mercer)
+#
+# A better idea is to fall back on shorter contexts, whose estimates are less sparse. Jelinek–Mercer
+# interpolation {cite:p}`jelinek1980` mixes the MLE of each order with the interpolated model of the order
+# below, recursively, down to the uniform distribution $P_0(w) = 1/|V|$:
+#
+# $$
+# P_{\mathrm{JM}}(w_i \mid w_{i-n+1}^{i-1}) = \lambda_n P_{\mathrm{ML}}(w_i \mid w_{i-n+1}^{i-1})
+#   + (1-\lambda_n)\, P_{\mathrm{JM}}(w_i \mid w_{i-n+2}^{i-1}) .
+# $$ (eq-ngram-jelinek-mercer)
+#
+# We use one weight $\lambda_k$ per order, tuned on the validation set; a context never seen in training uses
+# the lower order alone. (Chen and Goodman make $\lambda$ depend on the context's count as well.)
+
+# %%
+# lmlib: ngram
+class JelinekMercerLM(NGramLM):
+    """Jelinek–Mercer interpolation: P_k = λ_k P_ML(w|h) + (1-λ_k) P_{k-1}(w|h'), down to a uniform P_0.
+
+    ``lambdas[k-1]`` weighs order k; a context never seen in training uses P_{k-1} alone.
+    """
+
+    def __init__(self, order: int, lambdas: Sequence[float]):
+        super().__init__(order)
+        self.lambdas = list(lambdas)
+
+    def _prepare(self) -> None:
+        self.context_total = [None] + [self.counts.per_context(k, self.counts.count[k])
+                                       for k in range(1, self.order + 1)]
+
+    def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
+        if k == 0:
+            return self._base(windows[:, -1])
+        lower = self._prob(windows, k - 1)
+        ctx, gram = self._lookup(windows, k)
+        c_h = np.where(ctx >= 0, self.context_total[k][ctx], 0)
+        c_hw = np.where(gram >= 0, self.counts.count[k][gram], 0)
+        lam = self.lambdas[k - 1]
+        return np.where(c_h > 0, lam * c_hw / np.maximum(c_h, 1) + (1 - lam) * lower, lower)
+
+# %% [markdown]
+# ## Back-off with absolute discounting
+#
+# Back-off models {cite:p}`katz1987` trust a seen n-gram and consult the lower order only for unseen ones. Here
+# each seen n-gram gives up a fixed discount $0 < D < 1$ of its count (absolute discounting
+# {cite:p}`ney1994`), and the freed mass is shared among the unseen words in proportion to the lower-order
+# back-off model:
+#
+# $$
+# P_{\mathrm{BO}}(w_i \mid h) =
+# \begin{cases}
+#   \dfrac{c(h\,w_i) - D}{c(h\,\bullet)} & c(h\,w_i) > 0,\\[1ex]
+#   \alpha(h)\, P_{\mathrm{BO}}(w_i \mid h') & \text{otherwise,}
+# \end{cases}
+# \qquad
+# \alpha(h) = \frac{D\, N_{1+}(h\,\bullet) / c(h\,\bullet)}{1 - \sum_{w: c(h\,w) > 0} P_{\mathrm{BO}}(w \mid h')} ,
+# $$ (eq-ngram-backoff)
+#
+# where $h = w_{i-n+1}^{i-1}$ and $h' = w_{i-n+2}^{i-1}$ drops its oldest word. The normaliser $\alpha(h)$ makes
+# every conditional distribution sum to 1 (we test this below). Because a seen n-gram's suffix is itself seen,
+# $P_{\mathrm{BO}}(w \mid h')$ in the denominator is always the discounted branch, which makes $\alpha$ cheap to
+# precompute for all contexts at once.
+
+# %%
+# lmlib: ngram
+class BackoffLM(NGramLM):
+    """Back-off with absolute discounting (Katz-style, normalised), ending in the maximum-likelihood unigram.
+
+    A seen n-gram gets (c(h w) - D) / c(h); the freed mass D·N1+(h •)/c(h) goes to the unseen words in
+    proportion to the lower-order back-off model, scaled by α(h) so that Σ_w P(w|h) = 1. Every vocabulary word
+    occurs in training (the vocabulary is closed), so the unigram level needs no smoothing.
+    """
+
+    def __init__(self, order: int, discount: float = 0.75):
+        super().__init__(order)
+        self.discount = discount
+
+    def _prepare(self) -> None:
+        c, D = self.counts, self.discount
+        self.seen_prob, self.alpha = [None, c.count[1] / c.count[1].sum()], [None, None]
+        for k in range(2, self.order + 1):
+            count = c.count[k]
+            c_h = c.per_context(k, count)
+            seen_prob = np.where(count > 0, (count - D) / np.maximum(c_h[c.context[k]], 1), 0.0)
+            # a seen k-gram's suffix is a seen (k-1)-gram, so its P_{k-1} is that gram's seen_prob
+            lower_of_seen = np.where(count > 0, self.seen_prob[k - 1][c.suffix[k]], 0.0)
+            freed = D * c.per_context(k, count > 0) / np.maximum(c_h, 1)
+            self.seen_prob.append(seen_prob)
+            self.alpha.append(freed / np.maximum(1.0 - c.per_context(k, lower_of_seen), 1e-12))
+
+    def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
+        if k == 1:
+            return self.seen_prob[1][windows[:, -1]]
+        lower = self._prob(windows, k - 1)
+        ctx, gram = self._lookup(windows, k)
+        seen = (gram >= 0) & (self.counts.count[k][np.maximum(gram, 0)] > 0)
+        backed_off = np.where(ctx >= 0, self.alpha[k][np.maximum(ctx, 0)], 1.0) * lower
+        return np.where(seen, self.seen_prob[k][np.maximum(gram, 0)], backed_off)
+
+# %% [markdown]
+# ## Kneser–Ney smoothing
+#
+# Kneser–Ney {cite:p}`kneser1995` keeps absolute discounting but changes what the lower orders estimate. The
+# lower-order distribution only matters when the higher-order context has little evidence, so it should
+# answer "how likely is $w$ to appear *after a new context*", not "how frequent is $w$". *Francisco* is
+# frequent, but almost only after *San*: it should get little lower-order mass. KN therefore replaces the counts
+# at every order but the highest by **continuation counts**, the number of distinct words that precede an
+# n-gram, $N_{1+}(\bullet\, w_{i-k+1}^{i}) = |\{v : c(v\, w_{i-k+1}^{i}) > 0\}|$.
+#
+# In the notation of Chen and Goodman {cite:p}`chen1998`, interpolated Kneser–Ney at the highest order $n$ is
+#
+# $$
+# P_{\mathrm{KN}}(w_i \mid w_{i-n+1}^{i-1}) = \frac{\max\{c(w_{i-n+1}^{i}) - D_n,\ 0\}}{\sum_{w_i} c(w_{i-n+1}^{i})}
+#   + \gamma(w_{i-n+1}^{i-1})\, P_{\mathrm{KN}}(w_i \mid w_{i-n+2}^{i-1}),
+# \qquad
+# \gamma(w_{i-n+1}^{i-1}) = \frac{D_n\, N_{1+}(w_{i-n+1}^{i-1}\,\bullet)}{\sum_{w_i} c(w_{i-n+1}^{i})} ,
+# $$ (eq-ngram-kn-top)
+#
+# and every lower order $k < n$ has the same form with continuation counts in place of counts:
+#
+# $$
+# P_{\mathrm{KN}}(w_i \mid w_{i-k+1}^{i-1}) = \frac{\max\{N_{1+}(\bullet\, w_{i-k+1}^{i}) - D_k,\ 0\}}{N_{1+}(\bullet\, w_{i-k+1}^{i-1}\,\bullet)}
+#   + \frac{D_k\, N_{1+}(w_{i-k+1}^{i-1}\,\bullet)}{N_{1+}(\bullet\, w_{i-k+1}^{i-1}\,\bullet)}\, P_{\mathrm{KN}}(w_i \mid w_{i-k+2}^{i-1}),
+# $$ (eq-ngram-kn-lower)
+#
+# with $N_{1+}(\bullet\, h\, \bullet) = \sum_{w} N_{1+}(\bullet\, h\, w)$, ending at $k=0$ with the uniform
+# $P_0(w) = 1/|V|$. In {eq}`eq-ngram-kn-lower`, $N_{1+}(h\,\bullet)$ counts the words $w$ with
+# $N_{1+}(\bullet\, h\, w) > 0$; with our padding every counted lower-order n-gram has a word before it, so
+# this equals the number of distinct followers of $h$ in the ordinary counts. For $0 \le D \le 1$ the discount
+# is subtracted in full once per distinct n-gram and $\gamma$ is exactly the mass freed, so each distribution
+# sums to 1. A context never seen in training ($\sum_w c = 0$) falls back to the lower order.
+#
+# **Modified Kneser–Ney** {cite:p}`chen1998` uses three discounts per order, $D(c) = D_1, D_2, D_{3+}$ for
+# n-grams seen once, twice, or more (and $D(0) = 0$), and
+# $\gamma(h) = \bigl(D_1 N_1(h\,\bullet) + D_2 N_2(h\,\bullet) + D_{3+} N_{3+}(h\,\bullet)\bigr) / \sum_w c(h\,w)$.
+# The discounts are estimated per order from $n_j$, the number of n-grams of that order with count exactly $j$
+# (continuation counts below the top order):
+#
+# $$
+# Y = \frac{n_1}{n_1 + 2 n_2}, \qquad D_1 = 1 - 2Y\frac{n_2}{n_1}, \qquad D_2 = 2 - 3Y\frac{n_3}{n_2}, \qquad
+# D_{3+} = 3 - 4Y\frac{n_4}{n_3} .
+# $$ (eq-ngram-mkn-discounts)
+#
+# `KneserNeyLM` implements both: one discount (or one per order), or `modified=True`.
+
+# %%
+# lmlib: ngram
+class KneserNeyLM(NGramLM):
+    """Interpolated Kneser–Ney (Chen & Goodman 1998): plain (one discount) or modified (D1, D2, D3+ per order).
+
+    P_k(w|h) = max(c'(h w) - D(c'), 0) / Σ_v c'(h v) + γ(h) P_{k-1}(w|h'), with c' the ordinary count at the
+    highest order and the continuation count N1+(• h w) below it; γ(h) = Σ_v D(c'(h v)) / Σ_v c'(h v)
+    (plain KN: D·N1+(h •)/c'(h)). Contexts never seen use P_{k-1}; P_0 is uniform. ``discount`` is one value
+    or one per order (index k-1). ``modified=True`` estimates D1, D2, D3+ per order from the count-of-counts
+    n1..n4 of c': Y = n1/(n1+2 n2), D_j = j - (j+1) Y n_{j+1}/n_j (an order whose estimates fall outside
+    [0, j] uses the plain discount). On ``NGramCounts(padding="nltk")`` the unigram level is undiscounted
+    N1+(• w)/N1+(• •), exactly as ``nltk.lm.KneserNeyInterpolated``.
+    """
+
+    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False):
+        super().__init__(order)
+        self.discount, self.modified = discount, modified
+
+    def _prepare(self) -> None:
+        c = self.counts
+        self.discounts, self.numerator, self.total, self.gamma = [None], [None], [None], [None]
+        for k in range(1, self.order + 1):
+            eff = c.count[k] if k == self.order else c.cont[k]  # c': counts at the top, continuation below
+            if self.modified:
+                n1, n2, n3, n4 = (np.sum(eff == j) for j in range(1, 5))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y = n1 / (n1 + 2 * n2)
+                    d = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+                if not np.all((d >= 0) & (d <= np.arange(4))):  # undefined or out of range (too few counts)
+                    d = np.array([0.0] + [self._plain_discount(k)] * 3)
+            else:
+                d = np.array([0.0] + [self._plain_discount(k)] * 3)
+            if c.padding == "nltk" and k == 1 < self.order:
+                d[:] = 0.0  # nltk.lm ends the recursion with an undiscounted continuation unigram
+            total = c.per_context(k, eff)
+            if self.modified:
+                freed = c.per_context(k, d[np.minimum(eff, 3)])
+            else:  # N1+(h •) from the ordinary counts, as nltk.lm does (equal to the continuation one for "book")
+                freed = d[1] * c.per_context(k, c.count[k] > 0)
+            self.discounts.append(d)
+            self.numerator.append(np.maximum(eff - d[np.minimum(eff, 3)], 0.0))
+            self.total.append(total)
+            self.gamma.append(freed / np.maximum(total, 1e-300))
+
+    def _plain_discount(self, k: int) -> float:
+        """The plain discount of order k (``discount`` or ``discount[k-1]``)."""
+        return float(self.discount[k - 1] if isinstance(self.discount, Sequence) else self.discount)
+
+    def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
+        if k == 0:
+            return self._base(windows[:, -1])
+        lower = self._prob(windows, k - 1)
+        ctx, gram = self._lookup(windows, k)
+        total = np.where(ctx >= 0, self.total[k][np.maximum(ctx, 0)], 0.0)
+        numerator = np.where(gram >= 0, self.numerator[k][np.maximum(gram, 0)], 0.0)
+        interpolated = numerator / np.maximum(total, 1e-300) + self.gamma[k][np.maximum(ctx, 0)] * lower
+        return np.where(total > 0, interpolated, lower)
+
+# %% [markdown]
+# ## Checking against `nltk.lm`
+#
+# NLTK's `KneserNeyInterpolated` implements {eq}`eq-ngram-kn-top` and {eq}`eq-ngram-kn-lower` with one discount
+# (0.1 by default) for all orders, but with its own conventions, which we read from its source
+# (`nltk/lm/models.py`, `nltk/lm/smoothing.py`):
+#
+# * `padded_everygram_pipeline` pads a sentence with $n-1$ `<s>` **and $n-1$ `</s>`**, and counts every n-gram
+#   of the padded sentence, including padding-only ones such as (`<s>`, `<s>`) and (`</s>`, `</s>`);
+# * the recursion ends with the *undiscounted* continuation unigram $N_{1+}(\bullet\, w)/N_{1+}(\bullet\,\bullet)$
+#   (no uniform floor: a word never seen after another word gets probability 0);
+# * $\gamma$'s numerator $N_{1+}(h\,\bullet)$ is taken from the ordinary counts at every order, and an unseen
+#   context backs off to the lower order.
+#
+# `NGramCounts(padding="nltk")` reproduces the first point and `KneserNeyLM` the other two on such counts, so
+# the two implementations must agree exactly. We train both on the first sentences of PTB train and score
+# held-out validation sentences (words unknown to this small training set mapped to `<unk>`, so that NLTK's
+# perplexity is finite), scoring each predicted token of our convention after its $n-1$ previous tokens. The
+# MLE can only be compared on seen text, so it is scored on training sentences.
+
+# %%
+nltk_train = train_sents[: cfg.nltk_train_sentences]
+nltk_vocab = {w for s in nltk_train for w in s}
+nltk_heldout = [[w if w in nltk_vocab else "<unk>" for w in s] for s in valid_sents[: cfg.nltk_test_sentences]]
+nltk_seen = nltk_train[: cfg.nltk_test_sentences]
+
+
+def nltk_scores(model, sentences: list[list[str]], order: int) -> np.ndarray:
+    """NLTK's P(w | h) for every predicted token, padded with our convention (n-1 <s>, one </s>)."""
+    grams = [g for s in sentences for g in ngrams(["<s>"] * (order - 1) + s + ["</s>"], order)]
+    return np.array([model.score(g[-1], g[:-1]) for g in grams])
+
+
+parity_rows = []
+for order in (2, 3):
+    for name, ref, ours, text in [
+            ("Kneser-Ney, D=0.1 (nltk default)", KneserNeyInterpolated(order), KneserNeyLM(order, 0.1), nltk_heldout),
+            ("Kneser-Ney, D=0.75", KneserNeyInterpolated(order, discount=0.75), KneserNeyLM(order, 0.75), nltk_heldout),
+            ("MLE", MLE(order), AddKLM(order, k=0.0), nltk_seen)]:
+        ref.fit(*padded_everygram_pipeline(order, nltk_train))
+        ours.fit(NGramCounts(nltk_train, order, padding="nltk"))
+        ref_probs, our_probs = nltk_scores(ref, text, order), ours.prob_windows(ours.windows(text))
+        ppl_ref, ppl_ours = np.exp(-np.log(ref_probs).mean()), ours.perplexity(text)
+        parity_rows.append(dict(model=name, n=order, tokens=len(ref_probs), nltk_ppl=ppl_ref, our_ppl=ppl_ours,
+                                max_abs_prob_diff=np.abs(ref_probs - our_probs).max(),
+                                rel_ppl_diff=abs(ppl_ours - ppl_ref) / ppl_ref))
+parity = pd.DataFrame(parity_rows)
+print(f"max |P_nltk - P_ours| = {parity.max_abs_prob_diff.max():.3g}, "
+      f"max relative perplexity difference = {parity.rel_ppl_diff.max():.3g}")
+assert parity.rel_ppl_diff.max() < 1e-6 and parity.max_abs_prob_diff.max() < 1e-12
+glue("parity_max_diff", float(parity.max_abs_prob_diff.max()), display=False)
+parity
+
+# %% [markdown]
+# The probabilities agree token by token (largest difference {glue:text}`parity_max_diff:.1e`), so both
+# implement the same equations. NLTK's conventions have two side effects that our book convention avoids.
+# Its unigram level gives probability to `<s>` (it is counted as the end of the padding-only bigram
+# (`<s>`, `<s>`)), and at the lower orders its $\gamma$ counts `<s>` as a follower of `<s>` although that
+# bigram has no continuation count, so the distribution after `<s> <s>` sums to slightly more than 1:
+
+# %%
+nltk_style = KneserNeyLM(3, 0.75).fit(NGramCounts(nltk_train, 3, padding="nltk"))
+book_style = KneserNeyLM(3, 0.75).fit(NGramCounts(nltk_train, 3, padding="book"))
+start_nltk, start_book = nltk_style.distribution([]), book_style.distribution([])  # P(w | <s> <s>)
+glue("nltk_start_sum", float(start_nltk.sum()), display=False)
+glue("nltk_start_bos", float(start_nltk[0]), display=False)
+print(f"nltk padding: sum = {start_nltk.sum():.6f}, P(<s> | <s> <s>) = {start_nltk[0]:.2e}; "
+      f"book padding: sum = {start_book.sum():.6f}, P(<s> | <s> <s>) = {start_book[0]:.1f}")
+
+# %% [markdown]
+# With NLTK's padding the first word of a sentence is predicted from a distribution that sums to
+# {glue:text}`nltk_start_sum:.6f` and wastes {glue:text}`nltk_start_bos:.1e` on `<s>`; with the book's padding
+# the same code gives a proper distribution. This is why the PTB numbers below use `padding="book"`.
+#
+# ## Every distribution sums to one
+#
+# A perplexity is only meaningful for a normalised model; a model that gives too much mass to everything looks
+# better than it is. The strongest test of the implementations is therefore to sum $P(w \mid h)$ over the whole
+# vocabulary, for seen contexts and for contexts never seen in training, for every smoothing method.
+
+# %%
+test_contexts = [[], ["the"], ["of", "the"], ["in", "the", "new"], ["the", "the", "the", "the"]]
+context_windows = np.array([[0] * (4 - len(c)) + [counts5.word_id[w] for w in c] + [1] for c in test_contexts])
+print("context seen in train (order-5 model):", counts5.ids(context_windows[:, :-1], 4) >= 0)
+normalisation = {}
+for model in [AddKLM(5, 0.01), JelinekMercerLM(5, [0.5] * 5), BackoffLM(5, 0.75), KneserNeyLM(5, 0.75),
+              KneserNeyLM(5, modified=True)]:
+    model.fit(counts5)
+    sums = [model.distribution(c).sum() for c in test_contexts]
+    name = type(model).__name__ + (" (modified)" if getattr(model, "modified", False) else "")
+    normalisation[name] = np.abs(np.array(sums) - 1).max()
+print({name: f"{err:.1e}" for name, err in normalisation.items()})
+assert max(normalisation.values()) < 1e-9
+
+# %% [markdown]
+# ## Tuning on the validation set
+#
+# Each method has one free parameter per order $n$: $k$ for add-k, $\lambda_n$ for Jelinek–Mercer (tuned
+# greedily: $\lambda_1, \dots, \lambda_{n-1}$ stay at their best values when $\lambda_n$ is tuned), $D$ for
+# back-off and for plain Kneser–Ney. Modified Kneser–Ney has none: its discounts come from
+# {eq}`eq-ngram-mkn-discounts`. We pick every parameter by validation perplexity, never by test perplexity.
+
+# %%
+valid_windows, test_windows = counts5.windows(valid_sents, 5), test_windows5
+
+
+def perplexity_on(model: NGramLM, windows: np.ndarray) -> float:
+    """Perplexity of a fitted model on precomputed (num_tokens, >= order) windows."""
+    with np.errstate(divide="ignore"):
+        return float(np.exp(-np.log(model.prob_windows(windows)).mean()))
+
+
+def tune(make_model, grid) -> tuple[float, NGramLM]:
+    """The grid value whose model (fitted on the train counts) has the lowest validation perplexity."""
+    best = None
+    for value in grid:
+        model = make_model(value).fit(counts5)
+        ppl = perplexity_on(model, valid_windows)
+        if best is None or ppl < best[0]:
+            best = (ppl, value, model)
+    return best[1], best[2]
+
+
+# %% [markdown]
+# Now fit and tune every method for $n = 1, \dots, 5$ and score it on validation and test.
+
+# %%
+methods = ["MLE", "add-k", "Jelinek-Mercer", "back-off", "Kneser-Ney", "modified Kneser-Ney"]
+results, best_params, models = [], {}, {}
+lambdas: list[float] = []
+for n in range(1, 6):
+    best_lambda, models["Jelinek-Mercer", n] = tune(lambda lam, n=n: JelinekMercerLM(n, lambdas + [lam]),
+                                                    cfg.lambda_grid)
+    lambdas.append(best_lambda)
+    best_params["Jelinek-Mercer", n] = best_lambda
+    best_params["add-k", n], models["add-k", n] = tune(lambda k, n=n: AddKLM(n, k), cfg.add_k_grid)
+    best_params["back-off", n], models["back-off", n] = tune(lambda d, n=n: BackoffLM(n, d), cfg.discount_grid)
+    best_params["Kneser-Ney", n], models["Kneser-Ney", n] = tune(lambda d, n=n: KneserNeyLM(n, d), cfg.discount_grid)
+    models["MLE", n] = AddKLM(n, k=0.0).fit(counts5)
+    models["modified Kneser-Ney", n] = KneserNeyLM(n, modified=True).fit(counts5)
+    for method in methods:
+        results.append(dict(method=method, n=n, valid=perplexity_on(models[method, n], valid_windows),
+                            test=perplexity_on(models[method, n], test_windows)))
+results = pd.DataFrame(results)
+ppl_table = results.pivot(index="method", columns="n", values=["valid", "test"]).loc[methods]
+ppl_table.style.format("{:.1f}")
+
+# %% [markdown]
+# The tuned parameters (best on validation) per order:
+
+# %%
+best_params["back-off", 1] = np.nan  # the back-off unigram is the MLE: D plays no role
+params_table = pd.Series(best_params).unstack().loc[["add-k", "Jelinek-Mercer", "back-off", "Kneser-Ney"]]
+params_table.index = ["add-k: k", "Jelinek-Mercer: lambda_n", "back-off: D", "Kneser-Ney: D"]
+mkn5_discounts = pd.DataFrame(models["modified Kneser-Ney", 5].discounts[1:], columns=["D(0)", "D1", "D2", "D3+"],
+                              index=pd.Index(range(1, 6), name="order")).drop(columns="D(0)")
+display(params_table.style.format("{:g}", na_rep="-"), mkn5_discounts.style.format("{:.3f}"))
+
+# %% [markdown]
+# The figure shows the test perplexities of the table (the MLE is infinite for $n \geq 2$ and left out).
+
+# %%
+fig, ax = plt.subplots()
+for method in methods[1:]:
+    rows = results[results.method == method]
+    ax.plot(rows.n, rows.test, marker="o", label=method)
+ax.set_yscale("log")
+ax.set_xticks(range(1, 6))
+ax.set_xlabel("order n")
+ax.set_ylabel("test perplexity (log scale)")
+ax.legend(ncol=2)
+glue("fig_ngram_perplexity", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_ngram_perplexity
+# :name: fig-ngram-perplexity
+# :figwidth: 90%
+#
+# PTB test perplexity against the order $n$ for each smoothing method, parameters tuned on validation.
+# Add-k gets worse beyond bigrams; interpolation and back-off gain little beyond trigrams; Kneser–Ney, plain
+# and modified, is best for every $n \geq 2$.
+# ```
+
+# %%
+PAPER_KN5_TEST = 141.2  # Mikolov et al. (2011), KN5 without count cutoffs (SRILM), PTB test
+ppl = results.set_index(["method", "n"])
+for name, method in [("mle1", "MLE"), ("addk", "add-k"), ("jm", "Jelinek-Mercer"), ("bo", "back-off"),
+                     ("kn", "Kneser-Ney"), ("mkn", "modified Kneser-Ney")]:
+    for n in range(1, 6):
+        glue(f"ppl_{name}{n}_test", float(ppl.loc[(method, n), "test"]), display=False)
+        glue(f"ppl_{name}{n}_valid", float(ppl.loc[(method, n), "valid"]), display=False)
+    glue(f"best_n_{name}", int(ppl.loc[method, "valid"].idxmin()), display=False)
+for n in range(1, 6):
+    glue(f"best_k{n}", float(best_params["add-k", n]), display=False)
+    glue(f"best_d{n}", float(best_params["Kneser-Ney", n]), display=False)
+baseline = models["modified Kneser-Ney", 5]
+baseline_test = float(ppl.loc[("modified Kneser-Ney", 5), "test"])
+glue("paper_kn5", PAPER_KN5_TEST, display=False)
+glue("baseline_ppl_test", baseline_test, display=False)
+glue("baseline_ppl_valid", float(ppl.loc[("modified Kneser-Ney", 5), "valid"]), display=False)
+glue("baseline_bits", float(np.log2(baseline_test)), display=False)
+glue("gap_kn5_paper", float(ppl.loc[("Kneser-Ney", 5), "test"]) - PAPER_KN5_TEST, display=False)
+glue("gap_mkn5_paper", baseline_test - PAPER_KN5_TEST, display=False)
+glue("gain_kn_over_bo", float(ppl.loc[("back-off", 5), "test"] - ppl.loc[("Kneser-Ney", 5), "test"]), display=False)
+# the claims made in the text below
+for n in range(2, 6):
+    assert ppl.loc[("modified Kneser-Ney", n), "test"] <= ppl.loc[("Kneser-Ney", n), "test"] < min(
+        ppl.loc[(m, n), "test"] for m in ["add-k", "Jelinek-Mercer", "back-off"])
+assert ppl.loc[("add-k", 5), "test"] > ppl.loc[("add-k", 3), "test"] > ppl.loc[("add-k", 2), "test"]
+assert abs(baseline_test - PAPER_KN5_TEST) < 1.0
+glue("tab_ngram_ppl", ppl_table.style.format("{:.1f}"), display=False)
+print(f"baseline (modified KN 5-gram): valid {ppl.loc[('modified Kneser-Ney', 5), 'valid']:.2f}, "
+      f"test {baseline_test:.2f} (paper: {PAPER_KN5_TEST})")
+
+# %% [markdown]
+# ## Results
+#
+# ```{glue:figure} tab_ngram_ppl
+# :name: tab-ngram-ppl
+#
+# PTB perplexity (validation and test) by method and order $n$; parameters tuned on validation.
+# ```
+#
+# **Maximum likelihood** works only for unigrams (test perplexity {glue:text}`ppl_mle11_test:.1f`): from
+# bigrams on, unseen n-grams make it infinite. **Add-k** is finite but gets worse with every order
+# beyond bigrams ({glue:text}`ppl_addk2_test:.1f` for bigrams, {glue:text}`ppl_addk5_test:.1f` for 5-grams,
+# even with the best $k$ = {glue:text}`best_k2:g` and {glue:text}`best_k5:g`): it spreads mass uniformly over
+# all {glue:text}`n_vocab:,` symbols after every context. **Jelinek–Mercer** interpolation reaches
+# {glue:text}`ppl_jm3_test:.1f` with trigrams and gains little more ({glue:text}`ppl_jm5_test:.1f` for
+# 5-grams): one $\lambda$ per order cannot trust a frequent context more than a rare one. **Back-off** with
+# absolute discounting reaches {glue:text}`ppl_bo5_test:.1f` for 5-grams, and **Kneser–Ney** with one tuned
+# discount per model ({glue:text}`best_d5:.2f` for $n=5$) {glue:text}`ppl_kn5_test:.1f`: with the same kind of
+# discounting, the continuation counts alone are worth {glue:text}`gain_kn_over_bo:.1f` points of perplexity.
+# **Modified Kneser–Ney**, with three estimated discounts per order and nothing tuned, is best for every
+# $n \geq 2$, with a 5-gram test perplexity of {glue:text}`ppl_mkn5_test:.2f` (validation
+# {glue:text}`ppl_mkn5_valid:.1f`). For $n = 1$ the smoothed models hardly differ from the MLE: every word
+# was seen in training.
+#
+# Mikolov et al. {cite:p}`mikolov2011` report a test perplexity of {glue:text}`paper_kn5:.1f` for their
+# Kneser–Ney 5-gram on this data (the paper's figure: modified Kneser–Ney as implemented in SRILM, no count
+# cutoffs). Our modified Kneser–Ney 5-gram gets {glue:text}`ppl_mkn5_test:.2f`, a difference of
+# {glue:text}`gap_mkn5_paper:+.2f`: it reproduces the published number, and what remains is of the size of
+# implementation details such as how the unigram level and the sentence start are handled. Plain Kneser–Ney with a single discount is
+# {glue:text}`gap_kn5_paper:+.1f` away: one discount cannot be right both for n-grams seen once (whose counts
+# are most overestimated) and for frequent ones, nor for every order at once.
+#
+# **The baseline.** Later chapters compare their neural language models against this modified Kneser–Ney
+# 5-gram: **test perplexity {glue:text}`baseline_ppl_test:.1f`** ({glue:text}`baseline_bits:.2f` bits per
+# token), validation {glue:text}`baseline_ppl_valid:.1f`, same tokens and same `</s>` convention. It is
+# available as `KneserNeyLM(5, modified=True).fit(train_sentences)` from `lmlib.ngram`.
+#
+# ## Speed
+#
+# Training is a few `np.unique` calls per order; scoring is a few binary searches per token and order, done
+# for all tokens at once.
+
+# %%
+start = time.perf_counter()
+baseline_again = KneserNeyLM(5, modified=True).fit(train_sents)
+fit_seconds = time.perf_counter() - start
+start = time.perf_counter()
+ppl_again = baseline_again.perplexity(test_sents)
+score_seconds = time.perf_counter() - start
+assert abs(ppl_again - baseline_test) < 1e-9 * baseline_test
+tokens_per_second = len(test_windows) / score_seconds
+glue("fit_seconds", fit_seconds, display=False)
+glue("score_tokens_per_second", tokens_per_second, display=False)
+print(f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
+      f"scoring {len(test_windows):,} test tokens: {score_seconds:.2f} s ({tokens_per_second:,.0f} tokens/s)")
+
+# %% [markdown]
+# Fitting the modified Kneser–Ney 5-gram on PTB train from raw sentences took {glue:text}`fit_seconds:.1f` s
+# and scoring the test set ran at {glue:text}`score_tokens_per_second:,.0f` tokens per second on this machine
+# (timings vary from run to run; the perplexities do not).
+#
+# ## Samples
+#
+# Sampling word by word from the baseline (seeded) shows what a 5-gram model knows: local syntax and the
+# vocabulary of the Wall Street Journal, no plan beyond a few words.
+
+# %%
+rng = np.random.default_rng(2)
+for _ in range(5):
+    print(" ".join(baseline.sample(rng, max_words=30)))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Take the continuation counts out.** In `KneserNeyLM._prepare`, use `c.count[k]` at every order instead
+#    of `c.cont[k]` below the top. This is interpolated absolute discounting. Predict whether the PTB test
+#    perplexity of the 5-gram lands nearer the back-off or the Kneser–Ney row of the table, then measure it.
+# 2. **Count cutoffs.** SRILM by default drops trigrams and higher seen only once. Zero the counts of
+#    singleton 3-, 4- and 5-grams (recompute the continuation counts) and predict the effect on the number of
+#    stored n-grams and on the test perplexity of modified KN; measure both. Why did Mikolov et al. report the
+#    model *without* cutoffs?
+# 3. Prove from {eq}`eq-ngram-kn-top` that $\sum_w P_{\mathrm{KN}}(w \mid h) = 1$ whenever the lower order is
+#    normalised. Which step fails if $D > 1$ and the $\max\{\cdot, 0\}$ is active?
+# 4. `nltk.lm.StupidBackoff` multiplies the lower order by 0.4 without normalising. Sum its distribution
+#    over the vocabulary for a few contexts (as in the normalisation test above). Why is its perplexity not
+#    comparable with the ones in the table?
+# 5. Perplexity depends on the token convention. Recompute the baseline's perplexity without the `</s>`
+#    tokens (use `token_logprobs` and drop the last token of each sentence). Is it higher or lower, and why
+#    must two models be compared with the same convention?
+# 6. Give Jelinek–Mercer one $\lambda$ per bucket of context counts $c(h\,\bullet)$ (for example 1, 2–3,
+#    4–10, more), as Chen and Goodman do, and tune the buckets on validation. How much of the gap to
+#    Kneser–Ney closes?
+#
+# ## Summary
+#
+# * An n-gram model truncates the chain rule {eq}`eq-ngram-chain-rule` to $n-1$ words of history; its
+#   quality is measured by the perplexity {eq}`eq-ngram-perplexity` of held-out text, with `</s>` predicted.
+# * Maximum likelihood fails because most long n-grams are never seen: {glue:text}`unseen_3:.1f`% of the PTB
+#   test trigrams and {glue:text}`unseen_5:.1f`% of its 5-grams are absent from train.
+# * Add-k smoothing is worse than useless for large vocabularies; interpolation and back-off use the lower
+#   orders; Kneser–Ney adds continuation counts for the lower orders, and modified Kneser–Ney three
+#   discounts per order.
+# * Our implementation equals `nltk.lm` exactly when configured like it, every distribution sums to 1, and the
+#   modified Kneser–Ney 5-gram reaches a PTB test perplexity of {glue:text}`baseline_ppl_test:.1f`, the
+#   paper's {glue:text}`paper_kn5:.1f` to within {glue:text}`gap_mkn5_paper:+.2f`. This is the baseline of
+#   the neural language models that follow.
