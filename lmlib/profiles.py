@@ -14,8 +14,10 @@ differ, so ``quick`` and ``full`` must name the same settings.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -87,6 +89,38 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+@contextlib.contextmanager
+def _quiet_stderr_fd() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null for a moment (C++ libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow without its C++ start-up log (oneDNN, CUDA-probe and absl lines on stderr).
+
+    TensorFlow 2.21 prints those lines before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, and a notebook shows them
+    in its output; the first device query is made here too, inside the same silence. Python warnings and
+    errors are unaffected. Returns the ``tensorflow`` module.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _quiet_stderr_fd():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
 def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
     """Seed Python's and NumPy's generators; with ``keras=True`` also Keras/TensorFlow, and make TF deterministic.
 
@@ -97,12 +131,11 @@ def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
     np.random.seed(seed)
     if keras:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        tf = import_tensorflow()
         import keras as _keras
-        import tensorflow as tf
 
         _keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
-        tf.get_logger().setLevel("ERROR")
         try:
             import absl.logging
 

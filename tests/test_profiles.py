@@ -76,3 +76,15 @@ def test_setup_makes_keras_training_repeatable():
         return model.predict(x[:4], verbose=0)
 
     np.testing.assert_array_equal(train_once(), train_once())
+
+
+def test_import_tensorflow_restores_stderr(capfd):
+    pytest.importorskip("tensorflow")
+    from lmlib.profiles import import_tensorflow
+
+    tf = import_tensorflow()
+    assert hasattr(tf, "config")
+    import os
+
+    os.write(2, b"still here\n")
+    assert "still here" in capfd.readouterr().err
