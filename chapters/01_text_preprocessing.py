@@ -54,7 +54,7 @@ from lmlib.plot import use_style
 from lmlib.profiles import setup_chapter
 
 cfg = setup_chapter("01", quick=dict(punkt_train_files=300, bpe_merges=4000),
-                    full=dict(punkt_train_files=450, bpe_merges=16000))
+                    full=dict(punkt_train_files=450, bpe_merges=8000))
 use_style()
 for resource in ("corpora/brown", "corpora/movie_reviews", "corpora/stopwords", "corpora/wordnet",
                  "taggers/universal_tagset"):
@@ -194,9 +194,17 @@ punkt = PunktSentenceTokenizer(punkt_params)
 learned_abbrevs = sorted(punkt_params.abbrev_types)
 glue("punkt_n_abbrevs", len(learned_abbrevs), display=False)
 assert {"mr", "dr"} <= set(learned_abbrevs)
+abbrev_sample = learned_abbrevs[:: max(1, len(learned_abbrevs) // 30)]
 print(f"{len(learned_abbrevs)} abbreviations, "
       f"{len(punkt_params.collocations)} collocations, {len(punkt_params.sent_starters)} sentence starters")
-print("sample of abbreviations:", learned_abbrevs[:: max(1, len(learned_abbrevs) // 30)])
+print("sample of abbreviations:", abbrev_sample)
+# name some kinds of abbreviation that appear in the printed sample, for the text below
+title_abbrevs = set("mr mrs dr capt gen gov sen atty rev lt col prof sgt maj st".split())
+sample_kinds = {"titles": [a for a in abbrev_sample if a in title_abbrevs],
+                "dotted": [a for a in abbrev_sample if "." in a]}
+for kind, examples in sample_kinds.items():
+    assert examples, kind
+    glue(f"punkt_sample_{kind}", ", ".join(examples[:3]), display=False)
 
 # %% [markdown]
 # We score *boundaries*: a predicted sentence start counts as correct when a gold sentence starts at the same
@@ -240,12 +248,13 @@ segmentation_table.round(3)
 # %% [markdown]
 # Punkt reaches precision {glue:text}`seg_punkt_precision:.3f` and F1 {glue:text}`seg_punkt_F1:.3f`, against
 # {glue:text}`seg_naive_precision:.3f` and {glue:text}`seg_naive_F1:.3f` for the regex: the
-# {glue:text}`punkt_n_abbrevs` abbreviations it learned (see the sample above: titles such as *mr* and *dr*,
-# state names, initials) remove most of the regex's false splits. Neither reaches full recall
+# {glue:text}`punkt_n_abbrevs` abbreviations it learned (*mr* and *dr* among them; the printed sample shows
+# titles such as {glue:text}`punkt_sample_titles` and abbreviations with inner periods such as
+# {glue:text}`punkt_sample_dotted`) remove most of the regex's false splits. Neither reaches full recall
 # ({glue:text}`seg_punkt_recall:.3f` and {glue:text}`seg_naive_recall:.3f`): only
-# {glue:text}`seg_terminal_share:.1%` of Brown's gold sentences end in `.`, `!` or `?`; the rest end in a
-# colon, a semicolon or nothing at all (headlines, list items), which no period-based splitter can find. The
-# last column shows recall on the boundaries that are findable.
+# {glue:text}`seg_terminal_share:.1%` of Brown's gold sentences end in `.`, `!` or `?`; the rest end in a colon,
+# a semicolon or nothing at all (headlines, list items), which no period-based splitter can find. The last
+# column shows recall on the boundaries that are findable.
 #
 # ## Normalisation
 #
@@ -265,7 +274,8 @@ pd.DataFrame([{"input": s, "NFKC": unicodedata.normalize("NFKC", s),
 # composes it into the single code point *é*, so that it matches the usual spelling; `casefold` turns *ß*
 # into *ss*. **Stop words** are frequent function words (*the*, *of*, *and*).
 # Removing them shrinks a bag-of-words representation a lot while barely changing its vocabulary, which is why
-# classic retrieval removed them and why language models must not: they are half of the text.
+# classic retrieval removed them and why language models must not: they are nearly half of the text
+# ({glue:text}`stop_token_share:.1%` below).
 
 # %%
 stop_words = set(stopwords.words("english"))
@@ -275,7 +285,9 @@ stopword_table = pd.DataFrame({"tokens": [len(review_words), len(content_words)]
                                "vocabulary": [len(set(review_words)), len(set(content_words))]},
                               index=["all alphabetic words", "without stop words"])
 glue("n_stopwords", len(stop_words), display=False)
-glue("stop_token_share", 1 - len(content_words) / len(review_words), display=False)
+stop_token_share = 1 - len(content_words) / len(review_words)
+assert 0.4 < stop_token_share < 0.5  # "nearly half" in the text
+glue("stop_token_share", stop_token_share, display=False)
 glue("stop_vocab_drop", len(set(review_words)) - len(set(content_words)), display=False)
 stopword_table
 
@@ -331,16 +343,19 @@ normalised_vocab = {
     "WordNet lemma (gold POS)": len({lemmatizer.lemmatize(w, universal_to_wordnet.get(t, "n"))
                                      for w, t in brown_tagged_types}),
 }
+assert (lemmatizer.lemmatize("us", "n"), lemmatizer.lemmatize("as", "n")) == ("u", "a")  # see the text below
 for key, size in zip(("words", "porter", "snowball", "lancaster", "lemma"), normalised_vocab.values(), strict=True):
     glue(f"normvocab_{key}", size, display=False)
 pd.Series(normalised_vocab, name="distinct forms in Brown").to_frame()
 
 # %% [markdown]
-# Brown's {glue:text}`normvocab_words:,` lower-cased word types become {glue:text}`normvocab_porter:,`
-# Porter stems, {glue:text}`normvocab_snowball:,` Snowball stems and only {glue:text}`normvocab_lancaster:,`
-# Lancaster stems, while lemmatisation keeps {glue:text}`normvocab_lemma:,` forms: it merges only true
-# inflections. Modern language models skip all of this and learn from raw (at most NFKC-normalised) text, with
-# subwords handling the variants — the last section of this chapter.
+# Brown's {glue:text}`normvocab_words:,` lower-cased word types become {glue:text}`normvocab_porter:,` Porter
+# stems, {glue:text}`normvocab_snowball:,` Snowball stems and only {glue:text}`normvocab_lancaster:,` Lancaster
+# stems, while lemmatisation keeps {glue:text}`normvocab_lemma:,` forms: it only replaces a word by a lemma that
+# WordNet lists for the given part of speech, which mostly undoes inflection (*was* → *be* with the verb tag).
+# It makes mistakes too: words whose tag has no WordNet class (pronouns, prepositions) are looked up as nouns,
+# so *us* becomes *u* and *as* becomes *a*. Modern language models skip all of this and learn from raw (at most
+# NFKC-normalised) text, with subwords handling the variants — the last section of this chapter.
 #
 # ## Corpus statistics: Zipf and Heaps
 #
@@ -426,11 +441,15 @@ heaps_beta_late = np.polyfit(np.log(heaps_n[heaps_n >= 100_000]), np.log(heaps_v
 glue("heaps_beta", float(heaps_beta), display=False)
 glue("heaps_k", float(np.exp(heaps_log_k)), display=False)
 glue("heaps_beta_late", float(heaps_beta_late), display=False)
+assert heaps_beta_late < heaps_beta - 0.05  # the curve bends (text below)
 
 fig, ax = plt.subplots()
 ax.loglog(heaps_n, heaps_v, "o", markersize=3, label="Brown, in corpus order")
-ax.plot(heaps_n, np.exp(heaps_log_k) * heaps_n ** heaps_beta, "r-",
-        label=f"K N^β: K = {np.exp(heaps_log_k):.1f}, β = {heaps_beta:.3f}")
+heaps_curve = np.exp(heaps_log_k) * heaps_n ** heaps_beta
+ax.plot(heaps_n[heaps_fit], heaps_curve[heaps_fit], "r-",
+        label=f"K N^β fitted on N ≥ 10,000: K = {np.exp(heaps_log_k):.1f}, β = {heaps_beta:.3f}")
+extrapolated = heaps_n <= heaps_n[heaps_fit].min()  # up to the first fitted point, so the two lines meet
+ax.plot(heaps_n[extrapolated], heaps_curve[extrapolated], "r--", label="the same fit, extrapolated")
 ax.set_xlabel("tokens read N")
 ax.set_ylabel("vocabulary size V(N)")
 ax.legend()
@@ -443,14 +462,15 @@ plt.close(fig)
 # :figwidth: 90%
 #
 # Vocabulary growth of Brown read in corpus order (log–log axes), with the fit of {eq}`eq-text-heaps`
-# (least squares on the log–log scale, over the points with $N \ge 10{,}000$).
+# (least squares on the log–log scale, over the points with $N \ge 10{,}000$; solid over that range, dashed
+# where it is extrapolated to smaller $N$).
 # ```
 #
 # The fit gives $K =$ {glue:text}`heaps_k:.1f` and $\beta =$ {glue:text}`heaps_beta:.3f`: doubling the text
-# adds a factor of about $2^\beta$ to the vocabulary. The curve bends slightly: fitted only on
-# $N \ge 100{,}000$ the exponent is {glue:text}`heaps_beta_late:.3f`, so a single power law is only an
-# approximation (exercise 3 asks whether the order of the texts matters). Still, the vocabulary never
-# saturates, so a word-level model will always meet unseen words.
+# multiplies the vocabulary by about $2^\beta$. The curve clearly bends: fitted only on $N \ge 100{,}000$ the
+# exponent drops to {glue:text}`heaps_beta_late:.3f`, so growth slows as we read on and a single power law is
+# only a rough approximation (exercise 3 asks whether the order of the texts matters). Still, the vocabulary
+# never saturates, so a word-level model will always meet unseen words.
 #
 # ### Collocations
 #
@@ -496,7 +516,7 @@ pd.DataFrame({"PMI (count ≥ 20)": [f"{' '.join(b)} ({s:.1f})" for b, s in top_
 import heapq
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -516,13 +536,14 @@ def count_tokens(tokens: Iterable[str] | Iterable[Iterable[str]]) -> Counter:
 class Vocab:
     """A token <-> id mapping with ``<pad> <unk> <bos> <eos>`` at ids 0..3.
 
-    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes a Counter, a flat list of tokens or a list of
-    token lists. Tokens seen fewer than ``min_freq`` times are left out and encode to ``<unk>``. Regular
+    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes counts (a Counter or any other mapping from
+    token to count), a flat list of tokens or a list of token lists. Special tokens in the input are not
+    duplicated. Tokens seen fewer than ``min_freq`` times are left out and encode to ``<unk>``. Regular
     tokens follow the specials ordered by decreasing count, ties alphabetically.
     """
 
-    def __init__(self, counts: Counter | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
-        counts = counts if isinstance(counts, Counter) else count_tokens(counts)
+    def __init__(self, counts: Mapping[str, int] | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
+        counts = counts if isinstance(counts, Mapping) else count_tokens(counts)
         kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
                       key=lambda t: (-counts[t], t))
         self.itos: list[str] = list(SPECIAL_TOKENS) + kept[:max_size]
@@ -560,19 +581,30 @@ class Vocab:
 
 
 # %% [markdown]
-# We split Tiny Shakespeare {cite:p}`karpathy2015` by position, the first 90% for training and the last 10%
-# (plays the training part never saw) for evaluation, and cut words with the pattern `\w+|[^\w\s]+` (words,
-# and runs of punctuation). Case is kept: *King* and *king* are different tokens.
+# We split Tiny Shakespeare {cite:p}`karpathy2015` by position: the first 90% for training, and the rest for
+# evaluation, cut at the first blank line (a change of speaker) after the 90% mark. The held-out part finishes
+# a scene that the training part began and then goes on to scenes it never saw, so it is mostly unseen text:
+# {glue:text}`heldout_new_speakers` of its {glue:text}`heldout_speakers` speaking characters never speak in the
+# training part. We cut words with the pattern `\w+|[^\w\s]+` (words, and runs of punctuation). Case is kept:
+# *King* and *king* are different tokens. As a demonstration we encode the first held-out line that contains
+# an unknown word.
 
 # %%
 shakespeare = fetch("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
-split_at = int(0.9 * len(shakespeare))
+split_at = shakespeare.index("\n\n", int(0.9 * len(shakespeare))) + 2  # at a speaker change
 shakespeare_train, shakespeare_heldout = shakespeare[:split_at], shakespeare[split_at:]
+speakers_train, speakers_heldout = (set(re.findall(r"(?:\A|\n\n)([^\n:]+):\n", part))  # name after a blank line
+                                    for part in (shakespeare_train, shakespeare_heldout))
+glue("heldout_speakers", len(speakers_heldout), display=False)
+glue("heldout_new_speakers", len(speakers_heldout - speakers_train), display=False)
 train_words = re.findall(r"\w+|[^\w\s]+", shakespeare_train)
 heldout_words = re.findall(r"\w+|[^\w\s]+", shakespeare_heldout)
 word_counts = Counter(train_words)
 vocab = Vocab(word_counts)
-example_ids = vocab.encode(heldout_words[:12], add_bos_eos=True)
+demo_line = next(line for line in shakespeare_heldout.splitlines()
+                 if any(w not in vocab for w in re.findall(r"\w+|[^\w\s]+", line)))
+example_ids = vocab.encode(re.findall(r"\w+|[^\w\s]+", demo_line), add_bos_eos=True)
+print(f"{len(speakers_heldout - speakers_train)} of {len(speakers_heldout)} held-out speakers are new; {demo_line!r}")
 print(example_ids)
 print(vocab.decode(example_ids))
 assert vocab.decode(vocab.encode(train_words[:1000])) == train_words[:1000]
@@ -594,7 +626,7 @@ oov_table.style.format({"vocabulary (with specials)": "{:,}", "train OOV": "{:.2
 
 # %% [markdown]
 # With every training word kept ({glue:text}`vocab_size_mf1:,` entries) {glue:text}`oov_mf1:.2%` of held-out
-# tokens are still unknown — names and rare words of the unseen plays. Keeping only words seen 10 times or more
+# tokens are still unknown — names and rare words of the unseen scenes. Keeping only words seen 10 times or more
 # cuts the vocabulary to {glue:text}`vocab_size_mf10:,` and the OOV rate rises to {glue:text}`oov_mf10:.2%`.
 #
 # ## Subwords: byte-pair encoding
@@ -609,13 +641,15 @@ oov_table.style.format({"vocabulary (with specials)": "{:,}", "train OOV": "{:.2
 # (a^*, b^*) = \arg\max_{(a, b)} c(a, b), \qquad a\,b \;\to\; ab \text{ everywhere}.
 # $$ (eq-text-bpe-merge)
 #
-# The result is an ordered list of merges. Encoding a new word replays them: start from characters and
-# repeatedly apply the merge of lowest rank present in the word. Frequent words end up as one symbol, rare
-# words as a few pieces, and only unseen *characters* can be unknown.
+# Pair counts count overlapping occurrences (the symbols `a a a` contain the pair `a a` twice), while a
+# merge replaces non-overlapping occurrences from left to right (`a a a` becomes `aa a`), as in
+# Sennrich et al.'s code and in `tokenizers`. The result is an ordered list of merges. Encoding a new word
+# replays them: start from characters and repeatedly apply the merge of lowest rank present in the word.
+# Frequent words end up as one symbol, rare words as a few pieces, and only unseen *characters* can be unknown.
 #
-# Recounting all pairs after each merge is slow ($O$(corpus) per merge). Only words that contain the merged
-# pair change, so we keep the pair counts, an index from each pair to the words containing it, and a heap of
-# candidates with lazy deletion (outdated entries are skipped when popped). Ties in
+# Recounting all pairs after each merge is slow: $O$(word types × word length) per merge. Only words that
+# contain the merged pair change, so we keep the pair counts, an index from each pair to the words containing
+# it, and a heap of candidates with lazy deletion (outdated entries are skipped when popped). Ties in
 # {eq}`eq-text-bpe-merge` are broken by taking the lexicographically smallest pair, so learning is
 # deterministic.
 
@@ -791,6 +825,15 @@ if first_disagreement < n_compare:
 glue("bpe_identical_prefix", first_disagreement, display=False)
 glue("bpe_n_compare", n_compare, display=False)
 glue("bpe_set_agreement", merge_agreement[n_compare], display=False)
+glue("bpe_merges_requested", cfg.bpe_merges, display=False)
+glue("bpe_merges_hf", len(hf_merges), display=False)
+if len(bpe.merges) == len(hf_merges) == cfg.bpe_merges:
+    stopping_note = ("both learned every merge we asked for before any pair fell below the minimum frequency, "
+                     "so the frequency threshold causes no difference")
+else:
+    stopping_note = ("the minimum frequency stopped learning before the requested number, at different points "
+                     "for the two implementations, so the lists also differ in length")
+glue("bpe_stopping_note", stopping_note, display=False)
 
 # %% [markdown]
 # Where do they differ? Let us look at the counts of the pairs at the first disagreement, and compare how many
@@ -811,6 +854,7 @@ for name, pair in (("ours", bpe.merges[first_disagreement]), ("HF", hf_merges[fi
     glue(f"bpe_tie_count_{name}", pair_counter[pair], display=False)
     glue(f"bpe_tie_created_{name}", created, display=False)
 assert pair_counter[bpe.merges[first_disagreement]] == pair_counter[hf_merges[first_disagreement]]
+assert 0 < merge_rank_of[hf_merges[first_disagreement][0]] < merge_rank_of[bpe.merges[first_disagreement][0]]
 ours_heldout = bpe.encode(shakespeare_heldout)
 hf_heldout = hf_tokenizer.encode(shakespeare_heldout).tokens
 glue("bpe_heldout_ours", len(ours_heldout), display=False)
@@ -825,14 +869,14 @@ print(f"held-out tokens: ours {len(ours_heldout):,}, HF {len(hf_heldout):,}; "
 # implementations break ties differently. We take the lexicographically smallest pair of strings; `tokenizers`
 # takes the pair with the smallest internal symbol ids, and it hands out ids in order of creation (here the
 # suffixed characters we registered, then plain characters by code point, then merged symbols as they are
-# made). Its choice
-# starts with a symbol made by merge {glue:text}`bpe_tie_created_HF`, ours with one made by merge
-# {glue:text}`bpe_tie_created_ours`: the older symbol wins there. After one different choice the later merges
-# drift apart, but as sets
-# {glue:text}`bpe_set_agreement:.1%` of all {glue:text}`bpe_n_compare:,` merges agree, and on held-out text our
-# tokeniser produces {glue:text}`bpe_heldout_ours:,` tokens against {glue:text}`bpe_heldout_hf:,` for
-# `tokenizers` (a relative difference of {glue:text}`bpe_heldout_reldiff:.2%`). Both use the same stopping rule
-# here (`min_frequency=2` and the same number of merges), so frequency thresholds cause no difference.
+# made). Its choice starts with a symbol made by merge {glue:text}`bpe_tie_created_HF`, ours with one made by
+# merge {glue:text}`bpe_tie_created_ours`: the older symbol wins there. After one different choice the later
+# merges drift apart, but as sets {glue:text}`bpe_set_agreement:.1%` of the first {glue:text}`bpe_n_compare:,`
+# merges agree, and on held-out text our tokeniser produces {glue:text}`bpe_heldout_ours:,` tokens against
+# {glue:text}`bpe_heldout_hf:,` for `tokenizers` (a relative difference of
+# {glue:text}`bpe_heldout_reldiff:.2%`). We asked for {glue:text}`bpe_merges_requested:,` merges with
+# `min_frequency=2` and got {glue:text}`bpe_merges:,` (ours) and {glue:text}`bpe_merges_hf:,` (`tokenizers`):
+# {glue:text}`bpe_stopping_note`.
 #
 # ### Characters, words or subwords?
 #
@@ -855,21 +899,27 @@ granularity_table = pd.DataFrame({
 for key, row in zip(("char", "word", "bpe"), granularity_table.itertuples(), strict=True):
     glue(f"gran_{key}_vocab", int(row[1]), display=False)
     glue(f"gran_{key}_per_line", float(row[2]), display=False)
+char_row, word_row, bpe_row = granularity_table.to_numpy()  # BPE sits between characters and words (text below):
+assert char_row[0] < bpe_row[0] < word_row[0] and char_row[1] > bpe_row[1] > word_row[1]
+assert char_row[2] == bpe_row[2] == 0 < word_row[2]
 granularity_table.style.format({"vocabulary size": "{:,.0f}", "tokens per line": "{:.1f}", "OOV rate": "{:.2%}"})
 
 # %% [markdown]
 # Characters need only {glue:text}`gran_char_vocab` symbols and are never unknown here, but make sequences long
 # ({glue:text}`gran_char_per_line:.1f` tokens per line). Words make them short
 # ({glue:text}`gran_word_per_line:.1f`) but need {glue:text}`gran_word_vocab:,` entries and still miss
-# {glue:text}`oov_mf1:.2%` of held-out tokens. BPE sits between: {glue:text}`gran_bpe_vocab:,` symbols,
-# {glue:text}`gran_bpe_per_line:.1f` tokens per line and no unknown tokens. This trade-off — a fixed, moderate
-# vocabulary with open coverage — is why every model from chapter 07 on uses subwords. (Byte-level BPE, as in
-# GPT-2, starts from the 256 byte values instead of characters, so that even unseen characters are covered.)
+# {glue:text}`oov_mf1:.2%` of held-out tokens. BPE sits between them on both counts, with
+# {glue:text}`gran_bpe_vocab:,` symbols and {glue:text}`gran_bpe_per_line:.1f` tokens per line, and has no
+# unknown tokens. This trade-off — a fixed, moderate vocabulary with open coverage — is why every model from
+# chapter 07 on uses subwords. (Byte-level BPE, as in GPT-2, starts from the 256 byte values instead of
+# characters, so that even unseen characters are covered.)
 #
 # ## Exercises
 #
-# 1. **Tokeniser pattern.** Extend `regexp_pattern` so that e-mail addresses and emoticons such as `<3` and
-#    `:'(` are single tokens. Predict the new token count of `tricky_text` before running it.
+# 1. **Tokeniser pattern.** `RegexpTokenizer` already keeps the e-mail address whole but splits the title
+#    `Dr.` into `Dr | .` and the emoticons `<3` and `:'(` into two and three tokens. Extend `regexp_pattern`
+#    so that all three are single tokens, without swallowing sentence-final periods. Predict the new token
+#    count of `tricky_text` before running it, then check on `"Dr. Who <3 :'( the end."`.
 # 2. **Punkt without collocations.** Set `INCLUDE_ALL_COLLOCS = False`, and separately train on only 20 Brown
 #    files. Predict which of precision and recall changes more, then measure. Which abbreviations disappear?
 # 3. **Zipf's fit range.** Refit the exponent on ranks 1–100 and on ranks 1,000–30,000. Explain the

@@ -6,7 +6,7 @@
 import heapq
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -29,15 +29,16 @@ def count_tokens(tokens: Iterable[str] | Iterable[Iterable[str]]) -> Counter:
 class Vocab:
     """A token <-> id mapping with ``<pad> <unk> <bos> <eos>`` at ids 0..3.
 
-    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes a Counter, a flat list of tokens or a list of
-    token lists. Tokens seen fewer than ``min_freq`` times are left out and encode to ``<unk>``. Regular
+    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes counts (a Counter or any other mapping from
+    token to count), a flat list of tokens or a list of token lists. Special tokens in the input are not
+    duplicated. Tokens seen fewer than ``min_freq`` times are left out and encode to ``<unk>``. Regular
     tokens follow the specials ordered by decreasing count, ties alphabetically.
 
     Defined in chapter 01 (Text preprocessing with NLTK).
     """
 
-    def __init__(self, counts: Counter | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
-        counts = counts if isinstance(counts, Counter) else count_tokens(counts)
+    def __init__(self, counts: Mapping[str, int] | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
+        counts = counts if isinstance(counts, Mapping) else count_tokens(counts)
         kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
                       key=lambda t: (-counts[t], t))
         self.itos: list[str] = list(SPECIAL_TOKENS) + kept[:max_size]

@@ -23,6 +23,19 @@ def test_vocab_accepts_counter_and_sentences_alike():
     assert from_sentences.itos == from_counter.itos == [*SPECIAL_TOKENS, "the", "cat", "dog"]
 
 
+def test_vocab_accepts_any_mapping_of_counts():
+    counts = {"a": 1, "b": 3, "c": 2}  # a plain dict is counts, not a list of three tokens
+    assert Vocab(counts).itos[4:] == ["b", "c", "a"]
+    assert Vocab(counts, min_freq=2).itos[4:] == ["b", "c"]
+    assert Vocab(counts).itos == Vocab(Counter(counts)).itos
+
+
+def test_vocab_does_not_duplicate_specials_in_the_input():
+    vocab = Vocab(["<unk>", "a", "<pad>", "a"])
+    assert vocab.itos == [*SPECIAL_TOKENS, "a"]
+    assert vocab.token_to_id("<unk>") == UNK_ID and len(vocab) == 5
+
+
 def test_vocab_min_freq_and_max_size():
     counts = Counter({"a": 5, "b": 2, "c": 1})
     assert Vocab(counts, min_freq=2).itos[4:] == ["a", "b"]
@@ -65,8 +78,8 @@ def test_bpe_sennrich_example_and_min_frequency():
     counts = Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3})
     bpe = BPE.learn(counts, num_merges=3)
     assert bpe.merges == [("e", "s"), ("es", "t</w>"), ("l", "o")]
-    # pairs seen fewer than min_frequency times are never merged
-    # after l+o the best pair is lo+w</w> (5 times) < 7: learning stops early
+    # pairs seen fewer than min_frequency times are never merged: l+o occurs 7 times; after it the best
+    # pairs are (e, w), (n, e) and (w, est</w>), 6 times each < 7, so learning stops early
     assert BPE.learn(counts, num_merges=100, min_frequency=7).merges == [("e", "s"), ("es", "t</w>"), ("l", "o")]
 
 
@@ -79,6 +92,36 @@ def test_bpe_round_trip_on_unseen_words():
     assert bpe.decode(bpe.encode("the lowest, newest!")) == "the lowest , newest !"
 
 
+def test_bpe_decodes_several_words_with_punctuation():
+    bpe = BPE.learn(Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3, ",": 4, "...": 2}), num_merges=30)
+    text = "Lower, newest... widest?! low"
+    pieces = bpe.encode(text)
+    assert "...</w>" in pieces and pieces[-3:] == ["?", "!</w>", "low</w>"]  # unseen "?!" stays in characters
+    assert bpe.decode(pieces) == "Lower , newest ... widest ?! low"
+    assert bpe.decode(pieces) == " ".join(pre_tokenize(text))
+
+
+def test_bpe_vocab_lists_alphabet_then_merged_symbols():
+    bpe = BPE.learn(Counter({"ab": 2, "b": 1}), num_merges=5)
+    assert bpe.merges == [("a", "b</w>")]  # the only pair, 2 times; nothing else is left to merge
+    assert bpe.alphabet == ["a", "b", "b</w>"]  # characters with and without the end-of-word marker
+    assert bpe.vocab == ["a", "b", "b</w>", "ab</w>"]
+
+
+def test_bpe_encode_word_reproduces_training_segmentation():
+    import random
+
+    rng = random.Random(1)
+    counts = Counter({"".join(rng.choice("aabbcd") for _ in range(rng.randint(1, 8))): rng.randint(1, 9)
+                      for _ in range(80)})
+    bpe = BPE.learn(counts, num_merges=30)
+    for word in counts:
+        symbols = bpe.word_symbols(word)
+        for merge in bpe.merges:  # what learning did to the word: every merge, in order
+            symbols = merge_pair(symbols, merge)
+        assert bpe.encode_word(word) == symbols
+
+
 def test_bpe_applies_merges_in_rank_order():
     first = BPE([("a", "b"), ("b", "c</w>")])
     second = BPE([("b", "c</w>"), ("a", "b")])
@@ -87,10 +130,9 @@ def test_bpe_applies_merges_in_rank_order():
 
 
 def test_bpe_learning_is_deterministic_with_lexicographic_ties():
-    counts = Counter({"xy": 3, "ab": 3, "cd": 3})  # three pairs tied at count 3
-    runs = [BPE.learn(Counter(dict(reversed(list(counts.items())))), num_merges=3).merges for _ in range(2)]
-    assert runs[0] == runs[1] == BPE.learn(counts, num_merges=3).merges
-    assert runs[0] == [("a", "b</w>"), ("c", "d</w>"), ("x", "y</w>")]
+    counts = Counter({"xy": 3, "ab": 3, "cd": 3})  # three pairs tied at count 3; "xy" is inserted first
+    assert BPE.learn(counts, num_merges=3).merges == [("a", "b</w>"), ("c", "d</w>"), ("x", "y</w>")]
+    assert BPE.learn(counts, num_merges=3).merges == BPE.learn(counts, num_merges=3).merges
 
 
 def _naive_bpe(counts: Counter, num_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
