@@ -15,9 +15,10 @@
 # # N-gram language models and perplexity
 #
 # We build count-based n-gram language models from scratch (maximum likelihood, add-k, Jelinek–Mercer
-# interpolation, back-off and Kneser–Ney, plain and modified), check them against `nltk.lm` to the last digit,
-# and measure their perplexity on the Penn Treebank. The best of them, a modified Kneser–Ney 5-gram, is the
-# baseline every neural language model in this book has to beat.
+# interpolation, back-off and Kneser–Ney, plain and modified), check Kneser–Ney and maximum likelihood against
+# `nltk.lm` to the last digit (and, in the unit tests, every model against a plain dictionary-based version of
+# its equations), and measure their perplexity on the Penn Treebank. The best of them, a modified Kneser–Ney
+# 5-gram, is the baseline every neural language model in this book has to beat.
 
 # %%
 # In Colab (or anywhere lmlib is missing), install the book's library first.
@@ -31,7 +32,8 @@ if importlib.util.find_spec("lmlib") is None:
 # %% [markdown]
 # The setup cell imports what we need, seeds everything and shows the active profile. Counting and scoring are
 # fast, so the profiles only differ in how finely the smoothing parameters are tuned and how large the
-# comparison with `nltk.lm` (slow, pure Python) is.
+# comparison with `nltk.lm` (slow, pure Python) is. A grid is given as (first, last, step), the add-k grid as
+# (first, last, number of log-spaced values); the cell after the table expands them.
 
 # %%
 import time
@@ -51,16 +53,26 @@ from lmlib.profiles import setup_chapter
 
 cfg = setup_chapter(
     "02",
-    quick=dict(discount_grid=[round(d, 2) for d in np.arange(0.5, 1.0001, 0.05)],
-               add_k_grid=[float(k) for k in np.logspace(-4, 0, 9)],
-               lambda_grid=[round(x, 1) for x in np.arange(0.1, 0.91, 0.1)],
+    quick=dict(discount_grid=(0.5, 1.0, 0.05), add_k_grid=(1e-4, 1.0, 9), lambda_grid=(0.1, 0.9, 0.1),
                nltk_train_sentences=300, nltk_test_sentences=30),
-    full=dict(discount_grid=[round(d, 2) for d in np.arange(0.4, 1.0001, 0.02)],
-              add_k_grid=[float(k) for k in np.logspace(-5, 0, 26)],
-              lambda_grid=[round(x, 2) for x in np.arange(0.02, 0.981, 0.02)],
+    full=dict(discount_grid=(0.4, 1.0, 0.02), add_k_grid=(1e-5, 1.0, 26), lambda_grid=(0.02, 0.98, 0.02),
               nltk_train_sentences=600, nltk_test_sentences=60),
 )
 use_style()
+
+# %%
+def linear_grid(first: float, last: float, step: float) -> list[float]:
+    """first, first + step, ..., last as plain floats (rounded to hide floating-point noise)."""
+    return [round(float(x), 6) for x in np.arange(first, last + step / 2, step)]
+
+
+discount_grid = linear_grid(*cfg.discount_grid)
+add_k_grid = [float(k) for k in np.logspace(np.log10(cfg.add_k_grid[0]), np.log10(cfg.add_k_grid[1]),
+                                             cfg.add_k_grid[2])]
+# values near 1 as well: an order whose MLE is reliable (the unigram) wants almost all the weight
+lambda_grid = sorted(set(linear_grid(*cfg.lambda_grid)) | {0.95, 0.99})
+print(f"{len(discount_grid)} discounts, {len(add_k_grid)} values of k, {len(lambda_grid)} lambdas "
+      f"(last three: {lambda_grid[-3:]})")
 
 # %% [markdown]
 # ## Language models, the Markov assumption and maximum likelihood
@@ -310,10 +322,14 @@ class NGramLM:
         return self.prob_windows(windows)
 
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
-        """Natural-log P(word | context); the context is padded with ``<s>`` and cut to the last order-1 words."""
+        """Natural-log P(word | context); the context is padded with ``<s>`` and cut to the last order-1 words.
+
+        Unknown words (in ``word`` or ``context``) are mapped to ``<unk>``, as in :meth:`windows`.
+        """
         probs = self.distribution(context)
         with np.errstate(divide="ignore"):
-            return float(np.log(probs[self.counts.word_id[word]]))
+            word_id = self.counts.word_id
+            return float(np.log(probs[word_id[word] if word in word_id else word_id[UNK]]))
 
     def sample(self, rng: np.random.Generator, max_words: int = 40) -> list[str]:
         """Draw one sentence word by word from the model (stops at ``</s>`` or after ``max_words``)."""
@@ -344,8 +360,8 @@ unseen_fraction = {}
 for k in range(1, 6):
     gram_ids = counts5.ids(test_windows5, k)
     seen = (gram_ids >= 0) & (counts5.count[k][np.maximum(gram_ids, 0)] > 0)
-    unseen_fraction[k] = 1.0 - seen.mean()
-    glue(f"unseen_{k}", 100 * unseen_fraction[k], display=False)
+    unseen_fraction[k] = 1.0 - float(seen.mean())
+    glue(f"unseen_{k}", float(100 * unseen_fraction[k]), display=False)
 pd.Series(unseen_fraction, name="test n-grams unseen in train").rename_axis("n").to_frame().style.format("{:.1%}")
 
 # %% [markdown]
@@ -361,7 +377,7 @@ pd.Series(unseen_fraction, name="test n-grams unseen in train").rename_axis("n")
 # ($k=1$ is Laplace's add-one), with $|V|$ the number of predictable words:
 #
 # $$
-# P_{\mathrm{add}	ext{-}k}(w_i \mid w_{i-n+1}^{i-1}) = \frac{c(w_{i-n+1}^{i}) + k}{c(w_{i-n+1}^{i-1}\,\bullet) + k|V|} .
+# P_{\text{add-}k}(w_i \mid w_{i-n+1}^{i-1}) = \frac{c(w_{i-n+1}^{i}) + k}{c(w_{i-n+1}^{i-1}\,\bullet) + k|V|} .
 # $$ (eq-ngram-add-k)
 #
 # With $|V|$ in the thousands and most contexts seen only a few times, the pseudo-counts swamp the real ones:
@@ -405,7 +421,9 @@ class AddKLM(NGramLM):
 # $$ (eq-ngram-jelinek-mercer)
 #
 # We use one weight $\lambda_k$ per order, tuned on the validation set; a context never seen in training uses
-# the lower order alone. (Chen and Goodman make $\lambda$ depend on the context's count as well.)
+# the lower order alone. (Jelinek and Mercer already let $\lambda$ depend on the context, tying it across
+# contexts with similar counts $c(h\,\bullet)$; Chen and Goodman {cite:p}`chen1998` study such buckets
+# further. Exercise 6 tries it.)
 
 # %%
 # lmlib: ngram
@@ -536,7 +554,10 @@ class BackoffLM(NGramLM):
 # D_{3+} = 3 - 4Y\frac{n_4}{n_3} .
 # $$ (eq-ngram-mkn-discounts)
 #
-# `KneserNeyLM` implements both: one discount (or one per order), or `modified=True`.
+# `KneserNeyLM` implements both: one discount (or one per order), or `modified=True`. With
+# `continuation=False` it uses the ordinary counts at every order, which is **interpolated absolute
+# discounting**: the same model without Kneser–Ney's idea, so the two together measure what the continuation
+# counts are worth.
 
 # %%
 # lmlib: ngram
@@ -549,18 +570,21 @@ class KneserNeyLM(NGramLM):
     or one per order (index k-1). ``modified=True`` estimates D1, D2, D3+ per order from the count-of-counts
     n1..n4 of c': Y = n1/(n1+2 n2), D_j = j - (j+1) Y n_{j+1}/n_j (an order whose estimates fall outside
     [0, j] uses the plain discount). On ``NGramCounts(padding="nltk")`` the unigram level is undiscounted
-    N1+(• w)/N1+(• •), exactly as ``nltk.lm.KneserNeyInterpolated``.
+    N1+(• w)/N1+(• •), exactly as ``nltk.lm.KneserNeyInterpolated``. ``continuation=False`` uses the ordinary
+    counts at every order: interpolated absolute discounting, the same model without Kneser–Ney's idea.
     """
 
-    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False):
+    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False,
+                 continuation: bool = True):
         super().__init__(order)
-        self.discount, self.modified = discount, modified
+        self.discount, self.modified, self.continuation = discount, modified, continuation
 
     def _prepare(self) -> None:
         c = self.counts
         self.discounts, self.numerator, self.total, self.gamma = [None], [None], [None], [None]
         for k in range(1, self.order + 1):
-            eff = c.count[k] if k == self.order else c.cont[k]  # c': counts at the top, continuation below
+            # c': counts at the top, continuation counts below (ordinary counts if continuation=False)
+            eff = c.count[k] if k == self.order or not self.continuation else c.cont[k]
             if self.modified:
                 n1, n2, n3, n4 = (np.sum(eff == j) for j in range(1, 5))
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -693,10 +717,12 @@ assert max(normalisation.values()) < 1e-9
 # %% [markdown]
 # ## Tuning on the validation set
 #
-# Each method has one free parameter per order $n$: $k$ for add-k, $\lambda_n$ for Jelinek–Mercer (tuned
-# greedily: $\lambda_1, \dots, \lambda_{n-1}$ stay at their best values when $\lambda_n$ is tuned), $D$ for
-# back-off and for plain Kneser–Ney. Modified Kneser–Ney has none: its discounts come from
-# {eq}`eq-ngram-mkn-discounts`. We pick every parameter by validation perplexity, never by test perplexity.
+# We tune one parameter for each model order $n$. For add-k it is $k$. For Jelinek–Mercer it is $\lambda_n$,
+# tuned greedily: $\lambda_1, \dots, \lambda_{n-1}$ stay at the values tuned for the smaller models. For
+# back-off, interpolated absolute discounting and plain Kneser–Ney it is a single discount $D$ shared by all
+# orders $1, \dots, n$ of the $n$-gram model (and tuned anew for each $n$). Modified Kneser–Ney has none: its
+# discounts come from {eq}`eq-ngram-mkn-discounts`. We pick every parameter by validation perplexity, never by
+# test perplexity.
 
 # %%
 valid_windows, test_windows = counts5.windows(valid_sents, 5), test_windows5
@@ -723,17 +749,20 @@ def tune(make_model, grid) -> tuple[float, NGramLM]:
 # Now fit and tune every method for $n = 1, \dots, 5$ and score it on validation and test.
 
 # %%
-methods = ["MLE", "add-k", "Jelinek-Mercer", "back-off", "Kneser-Ney", "modified Kneser-Ney"]
+methods = ["MLE", "add-k", "Jelinek-Mercer", "back-off", "interpolated abs. discounting", "Kneser-Ney",
+           "modified Kneser-Ney"]
 results, best_params, models = [], {}, {}
 lambdas: list[float] = []
 for n in range(1, 6):
     best_lambda, models["Jelinek-Mercer", n] = tune(lambda lam, n=n: JelinekMercerLM(n, lambdas + [lam]),
-                                                    cfg.lambda_grid)
+                                                    lambda_grid)
     lambdas.append(best_lambda)
     best_params["Jelinek-Mercer", n] = best_lambda
-    best_params["add-k", n], models["add-k", n] = tune(lambda k, n=n: AddKLM(n, k), cfg.add_k_grid)
-    best_params["back-off", n], models["back-off", n] = tune(lambda d, n=n: BackoffLM(n, d), cfg.discount_grid)
-    best_params["Kneser-Ney", n], models["Kneser-Ney", n] = tune(lambda d, n=n: KneserNeyLM(n, d), cfg.discount_grid)
+    best_params["add-k", n], models["add-k", n] = tune(lambda k, n=n: AddKLM(n, k), add_k_grid)
+    best_params["back-off", n], models["back-off", n] = tune(lambda d, n=n: BackoffLM(n, d), discount_grid)
+    best_params["interpolated abs. discounting", n], models["interpolated abs. discounting", n] = tune(
+        lambda d, n=n: KneserNeyLM(n, d, continuation=False), discount_grid)
+    best_params["Kneser-Ney", n], models["Kneser-Ney", n] = tune(lambda d, n=n: KneserNeyLM(n, d), discount_grid)
     models["MLE", n] = AddKLM(n, k=0.0).fit(counts5)
     models["modified Kneser-Ney", n] = KneserNeyLM(n, modified=True).fit(counts5)
     for method in methods:
@@ -747,9 +776,12 @@ ppl_table.style.format("{:.1f}")
 # The tuned parameters (best on validation) per order:
 
 # %%
-best_params["back-off", 1] = np.nan  # the back-off unigram is the MLE: D plays no role
-params_table = pd.Series(best_params).unstack().loc[["add-k", "Jelinek-Mercer", "back-off", "Kneser-Ney"]]
-params_table.index = ["add-k: k", "Jelinek-Mercer: lambda_n", "back-off: D", "Kneser-Ney: D"]
+discounted = ["back-off", "interpolated abs. discounting", "Kneser-Ney"]
+for method in discounted:
+    best_params[method, 1] = np.nan  # for n = 1 these models are the MLE: D plays no role (see below)
+params_table = pd.Series(best_params).unstack().loc[["add-k", "Jelinek-Mercer", *discounted]]
+params_table.index = ["add-k: k", "Jelinek-Mercer: lambda_n", "back-off: D", "interp. abs. discounting: D",
+                      "Kneser-Ney: D"]
 mkn5_discounts = pd.DataFrame(models["modified Kneser-Ney", 5].discounts[1:], columns=["D(0)", "D1", "D2", "D3+"],
                               index=pd.Index(range(1, 6), name="order")).drop(columns="D(0)")
 display(params_table.style.format("{:g}", na_rep="-"), mkn5_discounts.style.format("{:.3f}"))
@@ -784,7 +816,7 @@ plt.close(fig)
 PAPER_KN5_TEST = 141.2  # Mikolov et al. (2011), KN5 without count cutoffs (SRILM), PTB test
 ppl = results.set_index(["method", "n"])
 for name, method in [("mle1", "MLE"), ("addk", "add-k"), ("jm", "Jelinek-Mercer"), ("bo", "back-off"),
-                     ("kn", "Kneser-Ney"), ("mkn", "modified Kneser-Ney")]:
+                     ("iad", "interpolated abs. discounting"), ("kn", "Kneser-Ney"), ("mkn", "modified Kneser-Ney")]:
     for n in range(1, 6):
         glue(f"ppl_{name}{n}_test", float(ppl.loc[(method, n), "test"]), display=False)
         glue(f"ppl_{name}{n}_valid", float(ppl.loc[(method, n), "valid"]), display=False)
@@ -792,6 +824,7 @@ for name, method in [("mle1", "MLE"), ("addk", "add-k"), ("jm", "Jelinek-Mercer"
 for n in range(1, 6):
     glue(f"best_k{n}", float(best_params["add-k", n]), display=False)
     glue(f"best_d{n}", float(best_params["Kneser-Ney", n]), display=False)
+    glue(f"best_lambda{n}", float(best_params["Jelinek-Mercer", n]), display=False)
 baseline = models["modified Kneser-Ney", 5]
 baseline_test = float(ppl.loc[("modified Kneser-Ney", 5), "test"])
 glue("paper_kn5", PAPER_KN5_TEST, display=False)
@@ -800,12 +833,20 @@ glue("baseline_ppl_valid", float(ppl.loc[("modified Kneser-Ney", 5), "valid"]), 
 glue("baseline_bits", float(np.log2(baseline_test)), display=False)
 glue("gap_kn5_paper", float(ppl.loc[("Kneser-Ney", 5), "test"]) - PAPER_KN5_TEST, display=False)
 glue("gap_mkn5_paper", baseline_test - PAPER_KN5_TEST, display=False)
-glue("gain_kn_over_bo", float(ppl.loc[("back-off", 5), "test"] - ppl.loc[("Kneser-Ney", 5), "test"]), display=False)
+glue("gap_mkn5_paper_abs", abs(baseline_test - PAPER_KN5_TEST), display=False)
+glue("gain_cont_counts", float(ppl.loc[("interpolated abs. discounting", 5), "test"]
+                               - ppl.loc[("Kneser-Ney", 5), "test"]), display=False)
 # the claims made in the text below
 for n in range(2, 6):
     assert ppl.loc[("modified Kneser-Ney", n), "test"] <= ppl.loc[("Kneser-Ney", n), "test"] < min(
-        ppl.loc[(m, n), "test"] for m in ["add-k", "Jelinek-Mercer", "back-off"])
+        ppl.loc[(m, n), "test"] for m in ["add-k", "Jelinek-Mercer", *discounted[:2]])
+assert ppl.loc[("back-off", 5), "test"] < ppl.loc[("interpolated abs. discounting", 5), "test"]
 assert ppl.loc[("add-k", 5), "test"] > ppl.loc[("add-k", 3), "test"] > ppl.loc[("add-k", 2), "test"]
+assert ppl.loc[("add-k", 2), "test"] < ppl.loc[("MLE", 1), "test"]  # add-k helps up to bigrams
+assert best_params["Jelinek-Mercer", 1] < max(lambda_grid)  # the unigram's lambda is not at the grid's edge
+assert len(set(models["modified Kneser-Ney", 1].discounts[1][1:])) == 1  # the unigram fallback, see text
+for method in [*discounted, "modified Kneser-Ney"]:  # for n = 1 these are exactly the MLE
+    assert abs(ppl.loc[(method, 1), "test"] / ppl.loc[("MLE", 1), "test"] - 1) < 1e-12
 assert abs(baseline_test - PAPER_KN5_TEST) < 1.0
 glue("tab_ngram_ppl", ppl_table.style.format("{:.1f}"), display=False)
 print(f"baseline (modified KN 5-gram): valid {ppl.loc[('modified Kneser-Ney', 5), 'valid']:.2f}, "
@@ -827,19 +868,33 @@ print(f"baseline (modified KN 5-gram): valid {ppl.loc[('modified Kneser-Ney', 5)
 # all {glue:text}`n_vocab:,` symbols after every context. **Jelinek–Mercer** interpolation reaches
 # {glue:text}`ppl_jm3_test:.1f` with trigrams and gains little more ({glue:text}`ppl_jm5_test:.1f` for
 # 5-grams): one $\lambda$ per order cannot trust a frequent context more than a rare one. **Back-off** with
-# absolute discounting reaches {glue:text}`ppl_bo5_test:.1f` for 5-grams, and **Kneser–Ney** with one tuned
-# discount per model ({glue:text}`best_d5:.2f` for $n=5$) {glue:text}`ppl_kn5_test:.1f`: with the same kind of
-# discounting, the continuation counts alone are worth {glue:text}`gain_kn_over_bo:.1f` points of perplexity.
-# **Modified Kneser–Ney**, with three estimated discounts per order and nothing tuned, is best for every
-# $n \geq 2$, with a 5-gram test perplexity of {glue:text}`ppl_mkn5_test:.2f` (validation
-# {glue:text}`ppl_mkn5_valid:.1f`). For $n = 1$ the smoothed models hardly differ from the MLE: every word
-# was seen in training.
+# absolute discounting reaches {glue:text}`ppl_bo5_test:.1f` for 5-grams. **Interpolated absolute
+# discounting** (`KneserNeyLM(n, D, continuation=False)`: the interpolation of {eq}`eq-ngram-kn-top` with
+# ordinary counts at every order) gets {glue:text}`ppl_iad5_test:.1f`, no better than back-off: interpolating
+# alone does not help the 5-gram. **Kneser–Ney**, the same interpolated model with continuation counts below
+# the top order and one tuned discount ({glue:text}`best_d5:.2f` for $n=5$), reaches
+# {glue:text}`ppl_kn5_test:.1f`: with everything else equal, the continuation counts alone are worth
+# {glue:text}`gain_cont_counts:.1f` points of perplexity. **Modified Kneser–Ney**, with three estimated
+# discounts per order and nothing tuned, is best for every $n \geq 2$, with a 5-gram test perplexity of
+# {glue:text}`ppl_mkn5_test:.2f` (validation {glue:text}`ppl_mkn5_valid:.1f`).
+#
+# For $n = 1$, back-off, interpolated absolute discounting and both Kneser–Ney models are *exactly* the MLE
+# (the cell above asserts it). Every word was seen in training, so with $N$ training tokens and $|V|$
+# predictable words each word gets $(c(w) - D)/N + (D\,|V|/N)\cdot(1/|V|) = c(w)/N$: the discount taken from a
+# word comes back to it through the uniform distribution. (This needs one discount for all words. PTB has
+# fewer words seen twice than three times, so {eq}`eq-ngram-mkn-discounts` gives a negative unigram $D_2$,
+# modified Kneser–Ney falls back to the plain discount at that order, and the same cancellation holds.)
+# This is why the table of tuned parameters shows no $D$ for $n = 1$. The unigrams of add-k and
+# Jelinek–Mercer ($\lambda_1$ = {glue:text}`best_lambda1:g`) mix in some uniform mass and are not the MLE:
+# their test perplexities are {glue:text}`ppl_addk1_test:.1f` and {glue:text}`ppl_jm1_test:.1f`, against the
+# MLE's {glue:text}`ppl_mle11_test:.1f`.
 #
 # Mikolov et al. {cite:p}`mikolov2011` report a test perplexity of {glue:text}`paper_kn5:.1f` for their
 # Kneser–Ney 5-gram on this data (the paper's figure: modified Kneser–Ney as implemented in SRILM, no count
 # cutoffs). Our modified Kneser–Ney 5-gram gets {glue:text}`ppl_mkn5_test:.2f`, a difference of
 # {glue:text}`gap_mkn5_paper:+.2f`: it reproduces the published number, and what remains is of the size of
-# implementation details such as how the unigram level and the sentence start are handled. Plain Kneser–Ney with a single discount is
+# implementation details such as how the unigram level and the sentence start are handled. Plain Kneser–Ney
+# with a single discount is
 # {glue:text}`gap_kn5_paper:+.1f` away: one discount cannot be right both for n-grams seen once (whose counts
 # are most overestimated) and for frequent ones, nor for every order at once.
 #
@@ -862,8 +917,8 @@ ppl_again = baseline_again.perplexity(test_sents)
 score_seconds = time.perf_counter() - start
 assert abs(ppl_again - baseline_test) < 1e-9 * baseline_test
 tokens_per_second = len(test_windows) / score_seconds
-glue("fit_seconds", fit_seconds, display=False)
-glue("score_tokens_per_second", tokens_per_second, display=False)
+glue("fit_seconds", float(fit_seconds), display=False)
+glue("score_tokens_per_second", float(tokens_per_second), display=False)
 print(f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
       f"scoring {len(test_windows):,} test tokens: {score_seconds:.2f} s ({tokens_per_second:,.0f} tokens/s)")
 
@@ -875,19 +930,24 @@ print(f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
 # ## Samples
 #
 # Sampling word by word from the baseline (seeded) shows what a 5-gram model knows: local syntax and the
-# vocabulary of the Wall Street Journal, no plan beyond a few words.
+# vocabulary of the Wall Street Journal, no plan beyond a few words. A sample ends when the model draws `</s>`;
+# we allow up to 60 words, more than twice the average sentence length, and mark a sample cut there with "...".
 
 # %%
+max_sample_words = 60
+assert max_sample_words > 2 * split_stats.loc["train", "words"] / split_stats.loc["train", "sentences"]
 rng = np.random.default_rng(2)
 for _ in range(5):
-    print(" ".join(baseline.sample(rng, max_words=30)))
+    sample = baseline.sample(rng, max_words=max_sample_words)
+    print(" ".join(sample) + (" ..." if len(sample) == max_sample_words else ""))
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Take the continuation counts out.** In `KneserNeyLM._prepare`, use `c.count[k]` at every order instead
-#    of `c.cont[k]` below the top. This is interpolated absolute discounting. Predict whether the PTB test
-#    perplexity of the 5-gram lands nearer the back-off or the Kneser–Ney row of the table, then measure it.
+# 1. **Continuation counts with modified discounts.** The table measures the continuation counts with one
+#    tuned discount. Predict whether they are worth more or less with modified discounts, then measure
+#    `KneserNeyLM(5, modified=True, continuation=False)` against the baseline. Where in `KneserNeyLM._prepare`
+#    do the count-of-counts $n_1, \dots, n_4$ change when `continuation=False`?
 # 2. **Count cutoffs.** SRILM by default drops trigrams and higher seen only once. Zero the counts of
 #    singleton 3-, 4- and 5-grams (recompute the continuation counts) and predict the effect on the number of
 #    stored n-grams and on the test perplexity of modified KN; measure both. Why did Mikolov et al. report the
@@ -901,8 +961,8 @@ for _ in range(5):
 #    tokens (use `token_logprobs` and drop the last token of each sentence). Is it higher or lower, and why
 #    must two models be compared with the same convention?
 # 6. Give Jelinek–Mercer one $\lambda$ per bucket of context counts $c(h\,\bullet)$ (for example 1, 2–3,
-#    4–10, more), as Chen and Goodman do, and tune the buckets on validation. How much of the gap to
-#    Kneser–Ney closes?
+#    4–10, more), as Jelinek and Mercer and later Chen and Goodman do, and tune the buckets on validation. How
+#    much of the gap to Kneser–Ney closes?
 #
 # ## Summary
 #
@@ -910,10 +970,12 @@ for _ in range(5):
 #   quality is measured by the perplexity {eq}`eq-ngram-perplexity` of held-out text, with `</s>` predicted.
 # * Maximum likelihood fails because most long n-grams are never seen: {glue:text}`unseen_3:.1f`% of the PTB
 #   test trigrams and {glue:text}`unseen_5:.1f`% of its 5-grams are absent from train.
-# * Add-k smoothing is worse than useless for large vocabularies; interpolation and back-off use the lower
-#   orders; Kneser–Ney adds continuation counts for the lower orders, and modified Kneser–Ney three
+# * Add-k smoothing helps only up to bigrams (test perplexity {glue:text}`ppl_addk2_test:.1f` against the
+#   unigram's {glue:text}`ppl_mle11_test:.1f`) and gets worse with every longer context
+#   ({glue:text}`ppl_addk5_test:.1f` for 5-grams): with a large vocabulary it moves too much mass to unseen
+#   words. Interpolation and back-off use the lower orders; Kneser–Ney adds continuation counts for the lower orders, and modified Kneser–Ney three
 #   discounts per order.
-# * Our implementation equals `nltk.lm` exactly when configured like it, every distribution sums to 1, and the
-#   modified Kneser–Ney 5-gram reaches a PTB test perplexity of {glue:text}`baseline_ppl_test:.1f`, the
-#   paper's {glue:text}`paper_kn5:.1f` to within {glue:text}`gap_mkn5_paper:+.2f`. This is the baseline of
+# * Our Kneser–Ney and MLE equal `nltk.lm` exactly when configured like it, every distribution sums to 1, and
+#   the modified Kneser–Ney 5-gram reaches a PTB test perplexity of {glue:text}`baseline_ppl_test:.1f`, the
+#   paper's {glue:text}`paper_kn5:.1f` to within {glue:text}`gap_mkn5_paper_abs:.2f`. This is the baseline of
 #   the neural language models that follow.

@@ -153,10 +153,14 @@ class NGramLM:
         return self.prob_windows(windows)
 
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
-        """Natural-log P(word | context); the context is padded with ``<s>`` and cut to the last order-1 words."""
+        """Natural-log P(word | context); the context is padded with ``<s>`` and cut to the last order-1 words.
+
+        Unknown words (in ``word`` or ``context``) are mapped to ``<unk>``, as in :meth:`windows`.
+        """
         probs = self.distribution(context)
         with np.errstate(divide="ignore"):
-            return float(np.log(probs[self.counts.word_id[word]]))
+            word_id = self.counts.word_id
+            return float(np.log(probs[word_id[word] if word in word_id else word_id[UNK]]))
 
     def sample(self, rng: np.random.Generator, max_words: int = 40) -> list[str]:
         """Draw one sentence word by word from the model (stops at ``</s>`` or after ``max_words``)."""
@@ -273,20 +277,23 @@ class KneserNeyLM(NGramLM):
     or one per order (index k-1). ``modified=True`` estimates D1, D2, D3+ per order from the count-of-counts
     n1..n4 of c': Y = n1/(n1+2 n2), D_j = j - (j+1) Y n_{j+1}/n_j (an order whose estimates fall outside
     [0, j] uses the plain discount). On ``NGramCounts(padding="nltk")`` the unigram level is undiscounted
-    N1+(• w)/N1+(• •), exactly as ``nltk.lm.KneserNeyInterpolated``.
+    N1+(• w)/N1+(• •), exactly as ``nltk.lm.KneserNeyInterpolated``. ``continuation=False`` uses the ordinary
+    counts at every order: interpolated absolute discounting, the same model without Kneser–Ney's idea.
 
     Defined in chapter 02 (N-gram language models and perplexity).
     """
 
-    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False):
+    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False,
+                 continuation: bool = True):
         super().__init__(order)
-        self.discount, self.modified = discount, modified
+        self.discount, self.modified, self.continuation = discount, modified, continuation
 
     def _prepare(self) -> None:
         c = self.counts
         self.discounts, self.numerator, self.total, self.gamma = [None], [None], [None], [None]
         for k in range(1, self.order + 1):
-            eff = c.count[k] if k == self.order else c.cont[k]  # c': counts at the top, continuation below
+            # c': counts at the top, continuation counts below (ordinary counts if continuation=False)
+            eff = c.count[k] if k == self.order or not self.continuation else c.cont[k]
             if self.modified:
                 n1, n2, n3, n4 = (np.sum(eff == j) for j in range(1, 5))
                 with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,4 +1,5 @@
-"""Tests of lmlib.ngram (exported from chapter 02): counts, parity with nltk.lm, normalisation."""
+"""Tests of lmlib.ngram (exported from chapter 02): counts, parity with nltk.lm and with a dict-based reference,
+hand-computed probabilities, normalisation, unknown words and sampling."""
 
 import numpy as np
 import pytest
@@ -104,8 +105,202 @@ def test_unknown_words_and_logprob():
         no_unk.perplexity([["zebra"]])
 
 
-def test_sampling_is_seeded():
+def test_sampling_stops_at_the_sentence_end_or_max_words():
+    model = AddKLM(2, k=0.0).fit([["a", "b", "c"]])  # MLE: <s> a b c </s> with probability 1
+    assert model.sample(np.random.default_rng(0)) == ["a", "b", "c"]  # stopped by drawing </s>
+    assert model.sample(np.random.default_rng(0), max_words=2) == ["a", "b"]
+
+
+def test_sampling_never_draws_sentence_start_and_is_seeded():
     model = KneserNeyLM(3, 0.75).fit(TRAIN)
-    first = [model.sample(np.random.default_rng(0)) for _ in range(3)]
-    again = [model.sample(np.random.default_rng(0)) for _ in range(3)]
-    assert first == again and all(w in model.counts.word_id for s in first for w in s)
+    rng = np.random.default_rng(0)
+    samples = [model.sample(rng, max_words=15) for _ in range(200)]
+    assert all("<s>" not in s and "</s>" not in s and len(s) <= 15 for s in samples)
+    assert any(len(s) < 15 for s in samples)
+    # one sentence of 500 distinct words: a unigram sample is ~20 near-uniform draws, two seeds never agree
+    wide = AddKLM(1, k=0.0).fit([[f"w{i}" for i in range(500)]])
+    first = wide.sample(np.random.default_rng(0), max_words=20)
+    assert len(first) == 20
+    assert wide.sample(np.random.default_rng(0), max_words=20) == first
+    assert wide.sample(np.random.default_rng(1), max_words=20) != first
+
+
+def test_logprob_maps_unknown_words_to_unk():
+    model = KneserNeyLM(2, 0.75).fit(TRAIN)
+    assert model.logprob("zebra", ["the"]) == model.logprob("<unk>", ["the"])
+    assert model.logprob("zebra", ["zebra"]) == model.logprob("<unk>", ["<unk>"])
+    no_unk = KneserNeyLM(2, 0.75).fit([s for s in TRAIN if "<unk>" not in s])
+    assert np.isfinite(no_unk.logprob("cat", ["the"]))  # a known word needs no <unk>
+    with pytest.raises(KeyError):
+        no_unk.logprob("zebra", ["the"])
+
+
+def test_one_log_probability_per_word_and_sentence_end():
+    model = KneserNeyLM(3, modified=True).fit(TRAIN)
+    assert len(model.token_logprobs(HELDOUT)) == sum(map(len, HELDOUT)) + len(HELDOUT)
+
+
+# Hand-computed probabilities on TRAIN (book padding). 38 words + 7 </s> = 45 predicted tokens; 12 words + </s>
+# = 13 predictable symbols. "the" is followed 9 times by 5 distinct words: cat 2, dog 3, mat 2, log 1, fish 1.
+# Unigram counts: cat 4, dog 4, mat 2, log 1, fish 1, sat 4.
+
+
+def test_add_k_by_hand():
+    model = AddKLM(2, k=0.5).fit(TRAIN)
+    assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 + 0.5) / (9 + 0.5 * 13), rtol=1e-12)
+    assert np.isclose(np.exp(model.logprob("sat", ["the"])), 0.5 / (9 + 0.5 * 13), rtol=1e-12)
+
+
+def test_jelinek_mercer_by_hand():
+    model = JelinekMercerLM(2, [0.6, 0.7]).fit(TRAIN)
+    p_cat = 0.6 * 4 / 45 + 0.4 / 13
+    assert np.isclose(np.exp(model.logprob("cat", ["the"])), 0.7 * 2 / 9 + 0.3 * p_cat, rtol=1e-12)
+
+
+def test_back_off_by_hand():
+    model = BackoffLM(2, 0.5).fit(TRAIN)
+    assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 - 0.5) / 9, rtol=1e-12)
+    # unseen "the sat": alpha = (0.5 * 5 / 9) / (1 - 12/45) times P(sat) = 4/45, i.e. 10/297
+    assert np.isclose(np.exp(model.logprob("sat", ["the"])), 10 / 297, rtol=1e-12)
+
+
+def test_kneser_ney_by_hand():
+    # continuation counts: "cat" follows "the" and "a" (2); there are 30 distinct counted bigrams and
+    # 13 distinct words with a continuation count, so P_1(cat) = (2 - D)/30 + D * 13/30 / 13 = 2/30 exactly
+    model = KneserNeyLM(2, 0.75).fit(TRAIN)
+    p_cat = (2 - 0.75) / 30 + 0.75 * 13 / 30 / 13
+    # "<s>" is followed 7 times by 3 distinct words (the 4, a 2, <unk> 1), never by "cat"
+    assert np.isclose(np.exp(model.logprob("cat", [])), 0.75 * 3 / 7 * p_cat, rtol=1e-12)
+    assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 - 0.75) / 9 + 0.75 * 5 / 9 * p_cat, rtol=1e-12)
+
+
+# A dictionary-based reference: the equations of the chapter written out directly, on a synthetic corpus large
+# enough for every order to have count-of-counts n1..n4 and modified discounts inside their ranges.
+
+
+def synthetic_corpus(num_sentences, seed):
+    rng = np.random.default_rng(seed)
+    vocab_size = 300
+    words = [f"w{i}" for i in range(vocab_size)]
+    zipf = 1.0 / np.arange(1, vocab_size + 1)
+    zipf /= zipf.sum()
+    successors = rng.integers(0, vocab_size, size=(vocab_size, 3))  # each word has 3 favourite successors
+    sentences = []
+    for _ in range(num_sentences):
+        sentence = [int(rng.choice(vocab_size, p=zipf))]
+        for _ in range(int(rng.integers(2, 9))):
+            favourite = rng.random() < 0.6
+            nxt = successors[sentence[-1], rng.integers(3)] if favourite else rng.choice(vocab_size, p=zipf)
+            sentence.append(int(nxt))
+        sentences.append([words[i] for i in sentence])
+    return sentences
+
+
+class Reference:
+    """Counts and the smoothing equations of the chapter with dicts of tuples (book padding)."""
+
+    def __init__(self, sentences, order, continuation=True):
+        from collections import Counter
+
+        self.order, self.continuation, self.count = order, continuation, Counter()
+        for s in sentences:
+            padded = ["<s>"] * (order - 1) + s + ["</s>"]
+            for i in range(order - 1, len(padded)):
+                for k in range(1, order + 1):
+                    self.count[tuple(padded[i - k + 1:i + 1])] += 1
+        self.cont = Counter(g[1:] for g in self.count if len(g) >= 2)  # N1+(• g)
+        self.predictable = sorted({w for s in sentences for w in s} | {"</s>"})
+
+    def c(self, gram, continuation):
+        return self.cont[gram] if continuation else self.count[gram]
+
+    def followers(self, h, continuation):
+        return {g[-1]: self.c(g, continuation) for g in (self.cont if continuation else self.count)
+                if len(g) == len(h) + 1 and g[:-1] == h and self.c(g, continuation) > 0}
+
+    def discounts(self, k, continuation):
+        grams = self.cont if continuation else self.count
+        n = [sum(1 for g, v in grams.items() if len(g) == k and v == j) for j in range(5)]
+        y = n[1] / (n[1] + 2 * n[2])
+        return [0.0, 1 - 2 * y * n[2] / n[1], 2 - 3 * y * n[3] / n[2], 3 - 4 * y * n[4] / n[3]]
+
+    def kn(self, w, h, k, discount=None):
+        """P_KN of order k; discount None means modified (D1, D2, D3+ of that order)."""
+        if k == 0:
+            return 1 / len(self.predictable)
+        h = tuple(h[len(h) - k + 1:]) if k > 1 else ()
+        lower = self.kn(w, h, k - 1, discount)
+        continuation = self.continuation and k < self.order
+        followers = self.followers(h, continuation)
+        total = sum(followers.values())
+        if total == 0:
+            return lower
+        d = self.discounts(k, continuation) if discount is None else [0.0] + [discount] * 3
+        c_hw = followers.get(w, 0)
+        gamma = sum(d[min(v, 3)] for v in followers.values()) / total
+        return max(c_hw - d[min(c_hw, 3)], 0) / total + gamma * lower
+
+    def backoff(self, w, h, k, discount):
+        if k == 1:
+            return self.count[(w,)] / sum(self.count[(v,)] for v in self.predictable)
+        h = tuple(h[len(h) - k + 1:])
+        followers = self.followers(h, False)
+        total = sum(followers.values())
+        if total == 0:
+            return self.backoff(w, h, k - 1, discount)
+        if w in followers:
+            return (followers[w] - discount) / total
+        alpha = discount * len(followers) / total / (1 - sum(self.backoff(v, h, k - 1, discount) for v in followers))
+        return alpha * self.backoff(w, h, k - 1, discount)
+
+    def jelinek_mercer(self, w, h, k, lambdas):
+        if k == 0:
+            return 1 / len(self.predictable)
+        h = tuple(h[len(h) - k + 1:]) if k > 1 else ()
+        lower = self.jelinek_mercer(w, h, k - 1, lambdas)
+        followers = self.followers(h, False)
+        total = sum(followers.values())
+        if total == 0:
+            return lower
+        return lambdas[k - 1] * followers.get(w, 0) / total + (1 - lambdas[k - 1]) * lower
+
+    def add_k(self, w, h, k):
+        followers = self.followers(tuple(h[len(h) - self.order + 1:]), False)
+        return (followers.get(w, 0) + k) / (sum(followers.values()) + k * len(self.predictable))
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    train, heldout = synthetic_corpus(1000, seed=0), synthetic_corpus(40, seed=1)
+    rows = [(["<s>", "<s>", *s, "</s>"][i - 2:i], w) for s in heldout for i, w in enumerate([*s, "</s>"], start=2)]
+    return train, heldout, Reference(train, 3), rows
+
+
+def test_modified_discounts_match_the_reference(synthetic):
+    train, _, ref, _ = synthetic
+    model = KneserNeyLM(3, modified=True).fit(train)
+    for k in (1, 2, 3):
+        expected = ref.discounts(k, continuation=k < 3)
+        assert all(0 <= expected[j] <= j for j in (1, 2, 3))  # in range: no fallback to the plain discount
+        assert len(set(np.round(expected[1:], 6))) == 3
+        np.testing.assert_allclose(model.discounts[k], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["add-k", "jelinek-mercer", "back-off", "kn", "modified-kn", "interp-abs"])
+def test_probabilities_match_the_reference(synthetic, name):
+    train, heldout, ref, rows = synthetic
+    ref_ordinary = Reference(train, 3, continuation=False)
+    model, reference = {
+        "add-k": (AddKLM(3, 0.1), lambda w, h: ref.add_k(w, h, 0.1)),
+        "jelinek-mercer": (JelinekMercerLM(3, [0.9, 0.6, 0.4]),
+                           lambda w, h: ref.jelinek_mercer(w, h, 3, [0.9, 0.6, 0.4])),
+        "back-off": (BackoffLM(3, 0.7), lambda w, h: ref.backoff(w, h, 3, 0.7)),
+        "kn": (KneserNeyLM(3, 0.8), lambda w, h: ref.kn(w, h, 3, 0.8)),
+        "modified-kn": (KneserNeyLM(3, modified=True), lambda w, h: ref.kn(w, h, 3)),
+        "interp-abs": (KneserNeyLM(3, 0.8, continuation=False),  # KN's equations, ordinary counts everywhere
+                       lambda w, h: ref_ordinary.kn(w, h, 3, 0.8)),
+    }[name]
+    model.fit(train)
+    expected = np.array([reference(w, h) for h, w in rows])
+    assert np.all(expected > 0) and len(expected) == len(model.windows(heldout))
+    np.testing.assert_allclose(model.prob_windows(model.windows(heldout)), expected, rtol=1e-10)
