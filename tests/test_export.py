@@ -71,6 +71,13 @@ def test_export_appends_provenance_to_every_docstring(tree):
     assert namespace["one_line"](4.0) == 2.0
 
 
+def test_docstrings_may_hold_non_ascii_characters(tree):
+    chapters, lmlib = tree
+    write_chapter(chapters, "03_v.py", "Vectors", 'def noise(p: float) -> float:\n    """P(w) ∝ c(w)^0.75 — σ."""\n    return p')
+    text = export_lmlib.render_all(export_lmlib.collect(chapters), lmlib)["toy.py"]
+    assert '"""P(w) ∝ c(w)^0.75 — σ.\n\n    Defined in chapter 03 (Vectors).\n    """' in text
+
+
 def test_editing_an_exported_cell_without_exporting_fails_and_names_the_fix(tree):
     chapters, lmlib = tree
     chapter = write_chapter(chapters, "01_a.py", "A", 'def f() -> int:\n    """One."""\n    return 1')

@@ -89,11 +89,13 @@ def add_provenance(code: str, label: str, where: str) -> str:
         if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                 and isinstance(first.value.value, str)):
             raise ExportError(f"{where}: exported {node.name!r} has no docstring; every exported definition needs one")
-        end = offsets[first.end_lineno - 1] + first.end_col_offset  # just after the closing quotes
+        # ast's column offsets count UTF-8 bytes; turn them into characters of the line
+        last = lines[first.end_lineno - 1]
+        end = offsets[first.end_lineno - 1] + len(last.encode()[:first.end_col_offset].decode())
         closing = code[end - 3:end]
         if closing not in ('"""', "'''"):
             raise ExportError(f"{where}: the docstring of {node.name!r} must be triple-quoted")
-        indent = " " * first.col_offset
+        indent = " " * first.col_offset  # the indent is ASCII, so bytes and characters agree here
         line_start = code.rfind("\n", 0, end - 3) + 1
         if code[line_start:end - 3].strip() == "":  # closing quotes on their own line
             inserts.append((line_start - 1, f"\n\n{indent}{note}"))
