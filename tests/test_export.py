@@ -73,7 +73,8 @@ def test_export_appends_provenance_to_every_docstring(tree):
 
 def test_docstrings_may_hold_non_ascii_characters(tree):
     chapters, lmlib = tree
-    write_chapter(chapters, "03_v.py", "Vectors", 'def noise(p: float) -> float:\n    """P(w) ∝ c(w)^0.75 — σ."""\n    return p')
+    code = 'def noise(p: float) -> float:\n    """P(w) ∝ c(w)^0.75 — σ."""\n    return p'
+    write_chapter(chapters, "03_v.py", "Vectors", code)
     text = export_lmlib.render_all(export_lmlib.collect(chapters), lmlib)["toy.py"]
     assert '"""P(w) ∝ c(w)^0.75 — σ.\n\n    Defined in chapter 03 (Vectors).\n    """' in text
 
