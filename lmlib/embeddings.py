@@ -189,12 +189,18 @@ def sgns_dataset(centres: np.ndarray, contexts: np.ndarray, noise: np.ndarray, n
 def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
     """Wrap a (len(words), dim) matrix as gensim ``KeyedVectors`` (keep the words most frequent first).
 
+    gensim normalises by dividing each vector by its norm, which gives NaN for an all-zero vector. Here the
+    norm of a zero vector is recorded as 1 instead, so its normalised vector stays zero: cosine 0 with every
+    word, the honest value for a word about which the model knows nothing.
+
     Defined in chapter 03 (Word vectors with gensim).
     """
     from gensim.models import KeyedVectors
 
     kv = KeyedVectors(vector_size=vectors.shape[1])
     kv.add_vectors(list(words), np.asarray(vectors, dtype=np.float32))
+    kv.fill_norms()
+    kv.norms[kv.norms == 0] = 1.0
     return kv
 
 

@@ -148,3 +148,16 @@ def test_benchmark_scores_on_a_toy_space(tmp_path):
     assert scores["analogy questions"] == 2 and scores["analogy coverage"] == pytest.approx(2 / 3)
     assert scores["toy coverage"] == pytest.approx(3 / 4)
     assert -1.0 <= scores["toy rho"] <= 1.0
+
+
+def test_keyed_vectors_zero_vector_has_cosine_zero_not_nan():
+    words = ["a", "b", "zero"]
+    vectors = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    kv = keyed_vectors(words, vectors)
+    with np.errstate(all="raise"):  # no 0/0 anywhere
+        normed = kv.get_normed_vectors()
+        neighbours = kv.most_similar("a", topn=2)
+    assert np.isfinite(normed).all() and not normed[2].any()
+    np.testing.assert_allclose(np.linalg.norm(normed[:2], axis=1), 1.0, rtol=1e-6)
+    assert [w for w, _ in neighbours] == ["b", "zero"] and neighbours[1][1] == 0.0
+    np.testing.assert_array_equal(kv["zero"], [0.0, 0.0])
