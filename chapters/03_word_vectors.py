@@ -668,8 +668,8 @@ plt.close(fig)
 #
 # ## Evaluation on the standard benchmarks
 #
-# **Analogies.** The Google analogy set {cite:p}`mikolov2013a` has 8,869 semantic questions (capitals,
-# currencies, family relations, ...) and 10,675 syntactic ones (plurals, tenses, comparatives, ...): "a is to
+# **Analogies.** The Google analogy set {cite:p}`mikolov2013a` has {glue:text}`n_sem_all:,` semantic questions (capitals,
+# currencies, family relations, ...) and {glue:text}`n_syn_all:,` syntactic ones (plurals, tenses, comparatives, ...): "a is to
 # b as c is to ?", answered by the word closest (by cosine) to $v_b - v_a + v_c$, excluding a, b and c. A
 # question counts only if all four words are among the 30,000 most frequent words of the model (gensim's
 # `restrict_vocab`, the restriction the paper used for its smaller experiments); our vocabulary is smaller than
@@ -762,6 +762,15 @@ for name, key in [("skip-gram", "sg"), ("CBOW", "cbow"), ("FastText", "ft"), ("P
                           ("WS-353 rho", "ws"), ("SimLex-999 rho", "simlex")]:
         glue(f"{short}_{key}", float(scores.loc[name, column]), display=False)
 glue("n_sem_q", int(coverage["semantic questions"]), display=False)
+section = None
+questions_per_kind = Counter()
+for line in analogy_path.read_text().splitlines():
+    if line.startswith(":"):
+        section = "syntactic" if line.split()[1].startswith("gram") else "semantic"
+    elif line.strip():
+        questions_per_kind[section] += 1
+glue("n_sem_all", questions_per_kind["semantic"], display=False)
+glue("n_syn_all", questions_per_kind["syntactic"], display=False)
 glue("n_syn_q", int(coverage["syntactic questions"]), display=False)
 glue("analogy_coverage", float(coverage["analogy coverage"]), display=False)
 glue("ws_coverage", float(coverage["WS-353 coverage"]), display=False)
@@ -931,7 +940,7 @@ plt.close(fig)
 #
 # ## Word vectors as features: sentence sentiment
 #
-# The movie-review sentence polarity set {cite:p}`pang2005` (MR: 5,331 positive and 5,331 negative sentences
+# The movie-review sentence polarity set {cite:p}`pang2005` (MR: {glue:text}`n_mr_pos:,` positive and {glue:text}`n_mr_neg:,` negative sentences
 # from Rotten Tomatoes, lower-cased and tokenized; the files are cp1252-encoded) is a standard test of sentence
 # representations. The simplest use of word vectors: represent a sentence by the **average** of the vectors of
 # its words (words without a vector are skipped; FastText has a vector for every word) and train a logistic
@@ -946,6 +955,8 @@ def read_polarity(name: str) -> list[str]:
 
 
 positive, negative = read_polarity("pos"), read_polarity("neg")
+glue("n_mr_pos", len(positive), display=False)
+glue("n_mr_neg", len(negative), display=False)
 sentences = positive + negative
 labels = np.array([1] * len(positive) + [0] * len(negative))
 folds = StratifiedKFold(n_splits=10, shuffle=True, random_state=0)
