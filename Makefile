@@ -6,14 +6,16 @@ STAMP := $(VENV)/.installed
 # cache: re-execute only chapters (or lmlib) that changed; force: execute every chapter (CI does)
 BOOK_EXECUTE ?= cache
 
-.PHONY: help venv test book export sync lint clean exec-times
+.PHONY: help venv test book export sync lint format reader-check clean exec-times
 
 help:
 	@echo "make test    run the tests (creates .venv on first use)"
 	@echo "make book    execute the chapters and build the HTML book into _build/html"
 	@echo "make export  export the chapters' '# lmlib:' cells to lmlib/"
 	@echo "make sync    pair/sync chapters/*.py with chapters/*.ipynb (jupytext)"
-	@echo "make lint    ruff over lmlib, tools, tests and chapters"
+	@echo "make lint    ruff (lint and format check, 88 columns) over lmlib, tools, tests, chapters"
+	@echo "make format  format chapters (their .ipynb code cells), lmlib, tools and tests with ruff"
+	@echo "make reader-check  install lmlib[book] from a fresh wheel into a new venv, run chapter 02"
 	@echo "variables:   LMLIB_PROFILE=quick|full  BOOK_EXECUTE=cache|force  LMLIB_DATA_MIRROR=<folder or URL>"
 
 venv: $(STAMP)
@@ -27,17 +29,33 @@ $(STAMP): requirements.txt requirements-weights.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-test: venv
+test: venv lint
 	$(PY) -m pytest
 
 export: venv
 	$(PY) tools/export_lmlib.py
 
+# The install cell of every chapter is rendered from one place (tools/install_cell.py).
 sync: venv
-	$(VENV)/bin/jupytext --sync chapters/[0-9]*.py
+	$(PY) tools/install_cell.py
+	$(VENV)/bin/jupytext --quiet --sync chapters/[0-9]*.py
 
+# Chapters are checked through their notebooks: ruff sees exactly the code cells.
+RUFF_PATHS := lmlib tools tests chapters/*.ipynb
 lint: venv
-	$(VENV)/bin/ruff check lmlib tools tests chapters
+	$(VENV)/bin/ruff check $(RUFF_PATHS)
+	$(VENV)/bin/ruff format --check $(RUFF_PATHS)
+
+# Format the notebooks' code cells, then carry the result back to the .py pairs and lmlib/.
+format: sync
+	$(VENV)/bin/ruff check --select I --fix --quiet $(RUFF_PATHS)
+	$(VENV)/bin/ruff format $(RUFF_PATHS)
+	$(VENV)/bin/jupytext --quiet --sync chapters/[0-9]*.py
+	$(PY) tools/export_lmlib.py
+
+# A Colab reader's path: no pinned requirements, only lmlib[book] from a freshly built wheel.
+reader-check: venv
+	bash tools/reader_check.sh
 
 # The execution cache does not notice changes to imported modules: drop it when lmlib/ or the
 # pinned environment changes, so every chapter runs against the library it documents (Sphinx's own

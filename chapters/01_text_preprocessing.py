@@ -23,13 +23,16 @@
 # byte-pair encoding (BPE) from scratch, checked against Hugging Face `tokenizers`.
 
 # %%
-# In Colab (or anywhere lmlib is missing), install the book's library first.
+# In Colab (or any Jupyter without the book's environment), install lmlib
+# (the book's library) at this book's release, with the extra that brings what the
+# chapters import (NLTK, gensim, TensorFlow/Keras, myst-nb, pandas, scikit-learn).
 import importlib.util
 import subprocess
 import sys
 
+LMLIB = "lmlib[book] @ git+https://github.com/llm-principles/llm-book@v0.1.0"
 if importlib.util.find_spec("lmlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", LMLIB], check=True)
 
 # %% [markdown]
 # The setup cell imports what we need, seeds everything and shows the active profile. Only two settings change
@@ -42,7 +45,9 @@ import unicodedata
 import warnings
 from collections import Counter
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto warns without ipywidgets
+warnings.filterwarnings(
+    "ignore", message="IProgress not found"
+)  # tqdm.auto warns without ipywidgets
 import matplotlib.pyplot as plt
 import nltk
 import numpy as np
@@ -53,11 +58,19 @@ from lmlib.data import fetch, require_nltk
 from lmlib.plot import use_style
 from lmlib.profiles import setup_chapter
 
-cfg = setup_chapter("01", quick=dict(punkt_train_files=300, bpe_merges=4000),
-                    full=dict(punkt_train_files=450, bpe_merges=8000))
+cfg = setup_chapter(
+    "01",
+    quick=dict(punkt_train_files=300, bpe_merges=4000),
+    full=dict(punkt_train_files=450, bpe_merges=8000),
+)
 use_style()
-for resource in ("corpora/brown", "corpora/movie_reviews", "corpora/stopwords", "corpora/wordnet",
-                 "taggers/universal_tagset"):
+for resource in (
+    "corpora/brown",
+    "corpora/movie_reviews",
+    "corpora/stopwords",
+    "corpora/wordnet",
+    "taggers/universal_tagset",
+):
     require_nltk(resource)
 from nltk.corpus import brown, movie_reviews, stopwords, wordnet  # noqa: E402  (after the data check)
 
@@ -76,9 +89,11 @@ from nltk.corpus import brown, movie_reviews, stopwords, wordnet  # noqa: E402  
 # {cite:p}`bird2009` on a paragraph written to be awkward.
 
 # %%
-tricky_text = ("Dr. O'Neil didn't pay $1,000 for the e-mail; he paid 3.14% less! "
-               "See https://example.com/a?q=1 or write to j.doe@example.org :-) "
-               '"State-of-the-art," said @nlp_fan about #NLProc... Isn\'t it? I\'d say so :D')
+tricky_text = (
+    "Dr. O'Neil didn't pay $1,000 for the e-mail; he paid 3.14% less! "
+    "See https://example.com/a?q=1 or write to j.doe@example.org :-) "
+    "\"State-of-the-art,\" said @nlp_fan about #NLProc... Isn't it? I'd say so :D"
+)
 
 regexp_pattern = r"""(?x)
     https?://\S+                # URLs
@@ -96,7 +111,9 @@ tokenizers_to_compare = {
     "TweetTokenizer": nltk.TweetTokenizer().tokenize,
     "wordpunct_tokenize": nltk.wordpunct_tokenize,
 }
-tokens_by_tokenizer = {name: fn(tricky_text) for name, fn in tokenizers_to_compare.items()}
+tokens_by_tokenizer = {
+    name: fn(tricky_text) for name, fn in tokenizers_to_compare.items()
+}
 print(tokens_by_tokenizer["word_tokenize (Treebank)"])
 
 # %% [markdown]
@@ -104,8 +121,16 @@ print(tokens_by_tokenizer["word_tokenize (Treebank)"])
 # concatenation spells the piece, or the token that swallowed it together with a neighbour.
 
 # %%
-notable_cases = ["didn't", "$1,000", "3.14%", "https://example.com/a?q=1", ":-)", "@nlp_fan", "#NLProc",
-                 "State-of-the-art"]
+notable_cases = [
+    "didn't",
+    "$1,000",
+    "3.14%",
+    "https://example.com/a?q=1",
+    ":-)",
+    "@nlp_fan",
+    "#NLProc",
+    "State-of-the-art",
+]
 
 
 def show_case(tokens: list[str], case: str) -> str:
@@ -119,8 +144,15 @@ def show_case(tokens: list[str], case: str) -> str:
 
 
 tokenizer_table = pd.DataFrame(
-    [{"tokenizer": name, "#tokens": len(toks), **{case: show_case(toks, case) for case in notable_cases}}
-     for name, toks in tokens_by_tokenizer.items()])
+    [
+        {
+            "tokenizer": name,
+            "#tokens": len(toks),
+            **{case: show_case(toks, case) for case in notable_cases},
+        }
+        for name, toks in tokens_by_tokenizer.items()
+    ]
+)
 for name, toks in tokens_by_tokenizer.items():
     glue(f"ntok_{name.split()[0].replace('.', '_')}", len(toks), display=False)
 tokenizer_table
@@ -171,12 +203,16 @@ def brown_running_text(fileids: list[str]) -> tuple[str, list[int]]:
 all_files = brown.fileids()
 eval_files = all_files[::10]
 other_files = [f for i, f in enumerate(all_files) if i % 10]
-train_files = other_files[:: max(1, len(other_files) // cfg.punkt_train_files)][: cfg.punkt_train_files]
+train_files = other_files[:: max(1, len(other_files) // cfg.punkt_train_files)][
+    : cfg.punkt_train_files
+]
 punkt_train_text, _ = brown_running_text(train_files)
 punkt_eval_text, gold_starts = brown_running_text(eval_files)
 glue("punkt_train_files", len(train_files), display=False)
-print(f"train: {len(train_files)} files, {len(punkt_train_text):,} chars | "
-      f"eval: {len(eval_files)} files, {len(punkt_eval_text):,} chars, {len(gold_starts):,} sentences")
+print(
+    f"train: {len(train_files)} files, {len(punkt_train_text):,} chars | "
+    f"eval: {len(eval_files)} files, {len(punkt_eval_text):,} chars, {len(gold_starts):,} sentences"
+)
 print(punkt_eval_text[:300])
 
 # %% [markdown]
@@ -195,13 +231,19 @@ learned_abbrevs = sorted(punkt_params.abbrev_types)
 glue("punkt_n_abbrevs", len(learned_abbrevs), display=False)
 assert {"mr", "dr"} <= set(learned_abbrevs)
 abbrev_sample = learned_abbrevs[:: max(1, len(learned_abbrevs) // 30)]
-print(f"{len(learned_abbrevs)} abbreviations, "
-      f"{len(punkt_params.collocations)} collocations, {len(punkt_params.sent_starters)} sentence starters")
+print(
+    f"{len(learned_abbrevs)} abbreviations, "
+    f"{len(punkt_params.collocations)} collocations, {len(punkt_params.sent_starters)} sentence starters"
+)
 print("sample of abbreviations:", abbrev_sample)
 # name some kinds of abbreviation that appear in the printed sample, for the text below
-title_abbrevs = set("mr mrs dr capt gen gov sen atty rev lt col prof sgt maj st".split())
-sample_kinds = {"titles": [a for a in abbrev_sample if a in title_abbrevs],
-                "dotted": [a for a in abbrev_sample if "." in a]}
+title_abbrevs = set(
+    "mr mrs dr capt gen gov sen atty rev lt col prof sgt maj st".split()
+)
+sample_kinds = {
+    "titles": [a for a in abbrev_sample if a in title_abbrevs],
+    "dotted": [a for a in abbrev_sample if "." in a],
+}
 for kind, examples in sample_kinds.items():
     assert examples, kind
     glue(f"punkt_sample_{kind}", ", ".join(examples[:3]), display=False)
@@ -222,7 +264,11 @@ def boundary_scores(predicted: set[int], gold: set[int]) -> dict[str, float]:
     """Precision, recall and F1 of predicted sentence-start offsets against gold ones."""
     hits = len(predicted & gold)
     precision, recall = hits / len(predicted), hits / len(gold)
-    return {"precision": precision, "recall": recall, "F1": 2 * precision * recall / (precision + recall)}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "F1": 2 * precision * recall / (precision + recall),
+    }
 
 
 def naive_sentence_starts(text: str) -> set[int]:
@@ -232,17 +278,34 @@ def naive_sentence_starts(text: str) -> set[int]:
 
 gold_boundaries = set(gold_starts[1:])
 punkt_boundaries = {s for s, _ in punkt.span_tokenize(punkt_eval_text)} - {0}
-terminal_boundaries = {b for b in gold_boundaries if re.search(r"[.!?][\"')]*\s$", punkt_eval_text[b - 3:b])}
-segmentation_table = pd.DataFrame({
-    "naive regex": boundary_scores(naive_sentence_starts(punkt_eval_text), gold_boundaries),
-    "Punkt (trained on Brown)": boundary_scores(punkt_boundaries, gold_boundaries)}).T
+terminal_boundaries = {
+    b
+    for b in gold_boundaries
+    if re.search(r"[.!?][\"')]*\s$", punkt_eval_text[b - 3 : b])
+}
+segmentation_table = pd.DataFrame(
+    {
+        "naive regex": boundary_scores(
+            naive_sentence_starts(punkt_eval_text), gold_boundaries
+        ),
+        "Punkt (trained on Brown)": boundary_scores(punkt_boundaries, gold_boundaries),
+    }
+).T
 segmentation_table["recall (after . ! ?)"] = [
-    len(naive_sentence_starts(punkt_eval_text) & terminal_boundaries) / len(terminal_boundaries),
-    len(punkt_boundaries & terminal_boundaries) / len(terminal_boundaries)]
+    len(naive_sentence_starts(punkt_eval_text) & terminal_boundaries)
+    / len(terminal_boundaries),
+    len(punkt_boundaries & terminal_boundaries) / len(terminal_boundaries),
+]
 for method, key in (("naive regex", "naive"), ("Punkt (trained on Brown)", "punkt")):
     for metric in ("precision", "recall", "F1"):
-        glue(f"seg_{key}_{metric}", float(segmentation_table.loc[method, metric]), display=False)
-glue("seg_terminal_share", len(terminal_boundaries) / len(gold_boundaries), display=False)
+        glue(
+            f"seg_{key}_{metric}",
+            float(segmentation_table.loc[method, metric]),
+            display=False,
+        )
+glue(
+    "seg_terminal_share", len(terminal_boundaries) / len(gold_boundaries), display=False
+)
 segmentation_table.round(3)
 
 # %% [markdown]
@@ -264,10 +327,24 @@ segmentation_table.round(3)
 # by their plain equivalents, so that text copied from PDFs or typed with East-Asian input methods matches.
 
 # %%
-unicode_examples = ["ﬁnancial ofﬁce", "ＦＵＬＬ－ｗｉｄｔｈ　ｔｅｘｔ１２３", "x² + ½ ⅓ ①", "Cafe\u0301 (e + combining accent)", "STRASSE vs Straße"]
-pd.DataFrame([{"input": s, "NFKC": unicodedata.normalize("NFKC", s),
-               "NFKC + casefold": unicodedata.normalize("NFKC", s).casefold(),
-               "len in/out": f"{len(s)}/{len(unicodedata.normalize('NFKC', s))}"} for s in unicode_examples])
+unicode_examples = [
+    "ﬁnancial ofﬁce",
+    "ＦＵＬＬ－ｗｉｄｔｈ　ｔｅｘｔ１２３",
+    "x² + ½ ⅓ ①",
+    "Cafe\u0301 (e + combining accent)",
+    "STRASSE vs Straße",
+]
+pd.DataFrame(
+    [
+        {
+            "input": s,
+            "NFKC": unicodedata.normalize("NFKC", s),
+            "NFKC + casefold": unicodedata.normalize("NFKC", s).casefold(),
+            "len in/out": f"{len(s)}/{len(unicodedata.normalize('NFKC', s))}",
+        }
+        for s in unicode_examples
+    ]
+)
 
 # %% [markdown]
 # The decomposed *Café* (an *e* followed by a combining accent) looks the same before and after, but NFKC
@@ -281,9 +358,13 @@ pd.DataFrame([{"input": s, "NFKC": unicodedata.normalize("NFKC", s),
 stop_words = set(stopwords.words("english"))
 review_words = [w.lower() for w in movie_reviews.words() if w.isalpha()]
 content_words = [w for w in review_words if w not in stop_words]
-stopword_table = pd.DataFrame({"tokens": [len(review_words), len(content_words)],
-                               "vocabulary": [len(set(review_words)), len(set(content_words))]},
-                              index=["all alphabetic words", "without stop words"])
+stopword_table = pd.DataFrame(
+    {
+        "tokens": [len(review_words), len(content_words)],
+        "vocabulary": [len(set(review_words)), len(set(content_words))],
+    },
+    index=["all alphabetic words", "without stop words"],
+)
 glue("n_stopwords", len(stop_words), display=False)
 stop_token_share = 1 - len(content_words) / len(review_words)
 assert 0.4 < stop_token_share < 0.5  # "nearly half" in the text
@@ -303,26 +384,50 @@ stopword_table
 # universal tagset {cite:p}`petrov2012` and from there to WordNet's four classes.
 
 # %%
-from nltk.stem import LancasterStemmer, PorterStemmer, SnowballStemmer, WordNetLemmatizer
+from nltk.stem import (
+    LancasterStemmer,
+    PorterStemmer,
+    SnowballStemmer,
+    WordNetLemmatizer,
+)
 
-porter, snowball, lancaster = PorterStemmer(), SnowballStemmer("english"), LancasterStemmer()
+porter, snowball, lancaster = (
+    PorterStemmer(),
+    SnowballStemmer("english"),
+    LancasterStemmer(),
+)
 lemmatizer = WordNetLemmatizer()
-universal_to_wordnet = {"NOUN": wordnet.NOUN, "VERB": wordnet.VERB, "ADJ": wordnet.ADJ, "ADV": wordnet.ADV}
+universal_to_wordnet = {
+    "NOUN": wordnet.NOUN,
+    "VERB": wordnet.VERB,
+    "ADJ": wordnet.ADJ,
+    "ADV": wordnet.ADV,
+}
 
 
 def normalise_all(word: str, tag: str) -> dict[str, str]:
     """One word under the three stemmers and WordNet lemmatisation (with and without its POS)."""
     lower = word.lower()
-    return {"word": word, "tag": tag, "Porter": porter.stem(lower), "Snowball": snowball.stem(lower),
-            "Lancaster": lancaster.stem(lower), "lemma (noun default)": lemmatizer.lemmatize(lower),
-            "lemma (gold POS)": lemmatizer.lemmatize(lower, universal_to_wordnet.get(tag, wordnet.NOUN))}
+    return {
+        "word": word,
+        "tag": tag,
+        "Porter": porter.stem(lower),
+        "Snowball": snowball.stem(lower),
+        "Lancaster": lancaster.stem(lower),
+        "lemma (noun default)": lemmatizer.lemmatize(lower),
+        "lemma (gold POS)": lemmatizer.lemmatize(
+            lower, universal_to_wordnet.get(tag, wordnet.NOUN)
+        ),
+    }
 
 
 news_sents = brown.tagged_sents(categories="news", tagset="universal")
 example_sents = [news_sents[i] for i in (453, 471)]
 print("\n".join(" ".join(w for w, _ in s) for s in example_sents))
 rows = [normalise_all(w, t) for s in example_sents for w, t in s if w.isalpha()]
-stem_table = pd.DataFrame([r for r in rows if len({r["word"].lower(), *list(r.values())[2:]}) > 1])
+stem_table = pd.DataFrame(
+    [r for r in rows if len({r["word"].lower(), *list(r.values())[2:]}) > 1]
+)
 stem_table
 
 # %% [markdown]
@@ -333,18 +438,31 @@ stem_table
 # does each method merge over the whole Brown vocabulary?
 
 # %%
-brown_tagged_types = Counter((w.lower(), t) for w, t in brown.tagged_words(tagset="universal") if w.isalpha())
+brown_tagged_types = Counter(
+    (w.lower(), t) for w, t in brown.tagged_words(tagset="universal") if w.isalpha()
+)
 brown_types = {w for w, _ in brown_tagged_types}
 normalised_vocab = {
     "lower-cased words": len(brown_types),
     "Porter": len({porter.stem(w) for w in brown_types}),
     "Snowball": len({snowball.stem(w) for w in brown_types}),
     "Lancaster": len({lancaster.stem(w) for w in brown_types}),
-    "WordNet lemma (gold POS)": len({lemmatizer.lemmatize(w, universal_to_wordnet.get(t, "n"))
-                                     for w, t in brown_tagged_types}),
+    "WordNet lemma (gold POS)": len(
+        {
+            lemmatizer.lemmatize(w, universal_to_wordnet.get(t, "n"))
+            for w, t in brown_tagged_types
+        }
+    ),
 }
-assert (lemmatizer.lemmatize("us", "n"), lemmatizer.lemmatize("as", "n")) == ("u", "a")  # see the text below
-for key, size in zip(("words", "porter", "snowball", "lancaster", "lemma"), normalised_vocab.values(), strict=True):
+assert (lemmatizer.lemmatize("us", "n"), lemmatizer.lemmatize("as", "n")) == (
+    "u",
+    "a",
+)  # see the text below
+for key, size in zip(
+    ("words", "porter", "snowball", "lancaster", "lemma"),
+    normalised_vocab.values(),
+    strict=True,
+):
     glue(f"normvocab_{key}", size, display=False)
 pd.Series(normalised_vocab, name="distinct forms in Brown").to_frame()
 
@@ -374,7 +492,9 @@ brown_freq = nltk.FreqDist(brown_words)
 glue("brown_n_tokens", len(brown_words), display=False)
 glue("brown_n_types", len(brown_freq), display=False)
 glue("brown_hapax", len(brown_freq.hapaxes()), display=False)
-print(f"{len(brown_words):,} tokens, {len(brown_freq):,} types, {len(brown_freq.hapaxes()):,} hapax legomena")
+print(
+    f"{len(brown_words):,} tokens, {len(brown_freq):,} types, {len(brown_freq.hapaxes()):,} hapax legomena"
+)
 pd.DataFrame(brown_freq.most_common(12), columns=["word", "count"]).set_index("word").T
 
 # %% [markdown]
@@ -386,18 +506,30 @@ pd.DataFrame(brown_freq.most_common(12), columns=["word", "count"]).set_index("w
 # %%
 frequencies = np.array(sorted(brown_freq.values(), reverse=True), dtype=float)
 ranks = np.arange(1, len(frequencies) + 1)
-fit_ranks = np.unique(np.logspace(1, 4, 200).astype(int))  # ranks 10..10,000, log-spaced
-zipf_slope, zipf_intercept = np.polyfit(np.log(fit_ranks), np.log(frequencies[fit_ranks - 1]), 1)
+fit_ranks = np.unique(
+    np.logspace(1, 4, 200).astype(int)
+)  # ranks 10..10,000, log-spaced
+zipf_slope, zipf_intercept = np.polyfit(
+    np.log(fit_ranks), np.log(frequencies[fit_ranks - 1]), 1
+)
 zipf_s = -zipf_slope
 all_ranks = (ranks >= 10) & (ranks <= 10_000)
-zipf_s_all_ranks = -np.polyfit(np.log(ranks[all_ranks]), np.log(frequencies[all_ranks]), 1)[0]
+zipf_s_all_ranks = -np.polyfit(
+    np.log(ranks[all_ranks]), np.log(frequencies[all_ranks]), 1
+)[0]
 glue("zipf_s", float(zipf_s), display=False)
 glue("zipf_s_all_ranks", float(zipf_s_all_ranks), display=False)
 
 fig, ax = plt.subplots()
-ax.loglog(ranks, frequencies, ".", markersize=2, alpha=0.5, label="Brown (lower-cased words)")
-ax.loglog(fit_ranks, np.exp(zipf_intercept) * fit_ranks ** zipf_slope, "r-",
-          label=f"fit on ranks 10–10,000: s = {zipf_s:.2f}")
+ax.loglog(
+    ranks, frequencies, ".", markersize=2, alpha=0.5, label="Brown (lower-cased words)"
+)
+ax.loglog(
+    fit_ranks,
+    np.exp(zipf_intercept) * fit_ranks**zipf_slope,
+    "r-",
+    label=f"fit on ranks 10–10,000: s = {zipf_s:.2f}",
+)
 ax.set_xlabel("rank r")
 ax.set_ylabel("frequency f(r)")
 ax.legend()
@@ -429,15 +561,21 @@ plt.close(fig)
 
 # %%
 seen, vocab_growth = set(), []
-checkpoints = set(np.unique(np.logspace(2, np.log10(len(brown_words)), 60).astype(int)).tolist())
+checkpoints = set(
+    np.unique(np.logspace(2, np.log10(len(brown_words)), 60).astype(int)).tolist()
+)
 for n, word in enumerate(brown_words, start=1):
     seen.add(word)
     if n in checkpoints:
         vocab_growth.append((n, len(seen)))
 heaps_n, heaps_v = np.array(vocab_growth, dtype=float).T
 heaps_fit = heaps_n >= 10_000
-heaps_beta, heaps_log_k = np.polyfit(np.log(heaps_n[heaps_fit]), np.log(heaps_v[heaps_fit]), 1)
-heaps_beta_late = np.polyfit(np.log(heaps_n[heaps_n >= 100_000]), np.log(heaps_v[heaps_n >= 100_000]), 1)[0]
+heaps_beta, heaps_log_k = np.polyfit(
+    np.log(heaps_n[heaps_fit]), np.log(heaps_v[heaps_fit]), 1
+)
+heaps_beta_late = np.polyfit(
+    np.log(heaps_n[heaps_n >= 100_000]), np.log(heaps_v[heaps_n >= 100_000]), 1
+)[0]
 glue("heaps_beta", float(heaps_beta), display=False)
 glue("heaps_k", float(np.exp(heaps_log_k)), display=False)
 glue("heaps_beta_late", float(heaps_beta_late), display=False)
@@ -445,11 +583,22 @@ assert heaps_beta_late < heaps_beta - 0.05  # the curve bends (text below)
 
 fig, ax = plt.subplots()
 ax.loglog(heaps_n, heaps_v, "o", markersize=3, label="Brown, in corpus order")
-heaps_curve = np.exp(heaps_log_k) * heaps_n ** heaps_beta
-ax.plot(heaps_n[heaps_fit], heaps_curve[heaps_fit], "r-",
-        label=f"K N^β fitted on N ≥ 10,000: K = {np.exp(heaps_log_k):.1f}, β = {heaps_beta:.3f}")
-extrapolated = heaps_n <= heaps_n[heaps_fit].min()  # up to the first fitted point, so the two lines meet
-ax.plot(heaps_n[extrapolated], heaps_curve[extrapolated], "r--", label="the same fit, extrapolated")
+heaps_curve = np.exp(heaps_log_k) * heaps_n**heaps_beta
+ax.plot(
+    heaps_n[heaps_fit],
+    heaps_curve[heaps_fit],
+    "r-",
+    label=f"K N^β fitted on N ≥ 10,000: K = {np.exp(heaps_log_k):.1f}, β = {heaps_beta:.3f}",
+)
+extrapolated = (
+    heaps_n <= heaps_n[heaps_fit].min()
+)  # up to the first fitted point, so the two lines meet
+ax.plot(
+    heaps_n[extrapolated],
+    heaps_curve[extrapolated],
+    "r--",
+    label="the same fit, extrapolated",
+)
 ax.set_xlabel("tokens read N")
 ax.set_ylabel("vocabulary size V(N)")
 ax.legend()
@@ -493,12 +642,18 @@ from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
 bigram_measures = BigramAssocMeasures()
 collocation_finder = BigramCollocationFinder.from_words(brown_words)
 collocation_finder.apply_word_filter(lambda w: w in stop_words)
-pmi_finder = BigramCollocationFinder(collocation_finder.word_fd, collocation_finder.ngram_fd.copy())
+pmi_finder = BigramCollocationFinder(
+    collocation_finder.word_fd, collocation_finder.ngram_fd.copy()
+)
 pmi_finder.apply_freq_filter(20)
 top_pmi = pmi_finder.score_ngrams(bigram_measures.pmi)[:10]
 top_llr = collocation_finder.score_ngrams(bigram_measures.likelihood_ratio)[:10]
-pd.DataFrame({"PMI (count ≥ 20)": [f"{' '.join(b)} ({s:.1f})" for b, s in top_pmi],
-              "likelihood ratio": [f"{' '.join(b)} ({s:.0f})" for b, s in top_llr]})
+pd.DataFrame(
+    {
+        "PMI (count ≥ 20)": [f"{' '.join(b)} ({s:.1f})" for b, s in top_pmi],
+        "likelihood ratio": [f"{' '.join(b)} ({s:.0f})" for b, s in top_llr],
+    }
+)
 
 # %% [markdown]
 # PMI with a frequency floor finds fixed names and terms (*puerto rico*, *los angeles*, *du pont*); the likelihood ratio
@@ -542,10 +697,17 @@ class Vocab:
     tokens follow the specials ordered by decreasing count, ties alphabetically.
     """
 
-    def __init__(self, counts: Mapping[str, int] | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
+    def __init__(
+        self,
+        counts: Mapping[str, int] | Iterable,
+        min_freq: int = 1,
+        max_size: int | None = None,
+    ) -> None:
         counts = counts if isinstance(counts, Mapping) else count_tokens(counts)
-        kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
+            key=lambda t: (-counts[t], t),
+        )
         self.itos: list[str] = list(SPECIAL_TOKENS) + kept[:max_size]
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
 
@@ -572,7 +734,11 @@ class Vocab:
 
     def decode(self, ids: Iterable[int], skip_specials: bool = False) -> list[str]:
         """Tokens of ``ids``; with ``skip_specials`` drops ``<pad> <bos> <eos>`` (but keeps ``<unk>``)."""
-        return [self.itos[i] for i in ids if not (skip_specials and i in (PAD_ID, BOS_ID, EOS_ID))]
+        return [
+            self.itos[i]
+            for i in ids
+            if not (skip_specials and i in (PAD_ID, BOS_ID, EOS_ID))
+        ]
 
     def oov_rate(self, tokens: Iterable[str]) -> float:
         """Fraction of ``tokens`` that are not in the vocabulary (would encode to ``<unk>``)."""
@@ -591,20 +757,29 @@ class Vocab:
 
 # %%
 shakespeare = fetch("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
-split_at = shakespeare.index("\n\n", int(0.9 * len(shakespeare))) + 2  # at a speaker change
+split_at = (
+    shakespeare.index("\n\n", int(0.9 * len(shakespeare))) + 2
+)  # at a speaker change
 shakespeare_train, shakespeare_heldout = shakespeare[:split_at], shakespeare[split_at:]
-speakers_train, speakers_heldout = (set(re.findall(r"(?:\A|\n\n)([^\n:]+):\n", part))  # name after a blank line
-                                    for part in (shakespeare_train, shakespeare_heldout))
+speakers_train, speakers_heldout = (
+    set(re.findall(r"(?:\A|\n\n)([^\n:]+):\n", part))  # name after a blank line
+    for part in (shakespeare_train, shakespeare_heldout)
+)
 glue("heldout_speakers", len(speakers_heldout), display=False)
 glue("heldout_new_speakers", len(speakers_heldout - speakers_train), display=False)
 train_words = re.findall(r"\w+|[^\w\s]+", shakespeare_train)
 heldout_words = re.findall(r"\w+|[^\w\s]+", shakespeare_heldout)
 word_counts = Counter(train_words)
 vocab = Vocab(word_counts)
-demo_line = next(line for line in shakespeare_heldout.splitlines()
-                 if any(w not in vocab for w in re.findall(r"\w+|[^\w\s]+", line)))
+demo_line = next(
+    line
+    for line in shakespeare_heldout.splitlines()
+    if any(w not in vocab for w in re.findall(r"\w+|[^\w\s]+", line))
+)
 example_ids = vocab.encode(re.findall(r"\w+|[^\w\s]+", demo_line), add_bos_eos=True)
-print(f"{len(speakers_heldout - speakers_train)} of {len(speakers_heldout)} held-out speakers are new; {demo_line!r}")
+print(
+    f"{len(speakers_heldout - speakers_train)} of {len(speakers_heldout)} held-out speakers are new; {demo_line!r}"
+)
 print(example_ids)
 print(vocab.decode(example_ids))
 assert vocab.decode(vocab.encode(train_words[:1000])) == train_words[:1000]
@@ -617,12 +792,24 @@ assert vocab.decode(vocab.encode(train_words[:1000])) == train_words[:1000]
 oov_rows = []
 for min_freq in (1, 2, 3, 5, 10):
     v = Vocab(word_counts, min_freq=min_freq)
-    oov_rows.append({"min_freq": min_freq, "vocabulary (with specials)": len(v),
-                     "train OOV": v.oov_rate(train_words), "held-out OOV": v.oov_rate(heldout_words)})
+    oov_rows.append(
+        {
+            "min_freq": min_freq,
+            "vocabulary (with specials)": len(v),
+            "train OOV": v.oov_rate(train_words),
+            "held-out OOV": v.oov_rate(heldout_words),
+        }
+    )
     glue(f"vocab_size_mf{min_freq}", len(v), display=False)
     glue(f"oov_mf{min_freq}", v.oov_rate(heldout_words), display=False)
 oov_table = pd.DataFrame(oov_rows).set_index("min_freq")
-oov_table.style.format({"vocabulary (with specials)": "{:,}", "train OOV": "{:.2%}", "held-out OOV": "{:.2%}"})
+oov_table.style.format(
+    {
+        "vocabulary (with specials)": "{:,}",
+        "train OOV": "{:.2%}",
+        "held-out OOV": "{:.2%}",
+    }
+)
 
 # %% [markdown]
 # With every training word kept ({glue:text}`vocab_size_mf1:,` entries) {glue:text}`oov_mf1:.2%` of held-out
@@ -683,10 +870,16 @@ class BPE:
     rank order to each pre-tokenised word; ``decode`` joins the pieces and turns end-of-word markers into spaces.
     """
 
-    def __init__(self, merges: Iterable[tuple[str, str]], alphabet: Iterable[str] = (),
-                 end_of_word: str = "</w>") -> None:
+    def __init__(
+        self,
+        merges: Iterable[tuple[str, str]],
+        alphabet: Iterable[str] = (),
+        end_of_word: str = "</w>",
+    ) -> None:
         self.merges: list[tuple[str, str]] = [tuple(m) for m in merges]
-        self.ranks: dict[tuple[str, str], int] = {pair: i for i, pair in enumerate(self.merges)}
+        self.ranks: dict[tuple[str, str], int] = {
+            pair: i for i, pair in enumerate(self.merges)
+        }
         self.alphabet: list[str] = sorted(set(alphabet))
         self.end_of_word = end_of_word
         self._cache: dict[str, list[str]] = {}
@@ -696,8 +889,13 @@ class BPE:
         return [*word[:-1], word[-1] + self.end_of_word] if word else []
 
     @classmethod
-    def learn(cls, word_counts: Counter, num_merges: int, min_frequency: int = 2,
-              end_of_word: str = "</w>") -> "BPE":
+    def learn(
+        cls,
+        word_counts: Counter,
+        num_merges: int,
+        min_frequency: int = 2,
+        end_of_word: str = "</w>",
+    ) -> "BPE":
         """Learn up to ``num_merges`` merges (stopping when the best pair occurs < ``min_frequency`` times).
 
         Ties between equally frequent pairs go to the lexicographically smallest pair.
@@ -740,7 +938,9 @@ class BPE:
                     heapq.heappush(heap, (-pair_counts[p], p))
                 else:
                     del pair_counts[p]
-        alphabet = {s for w in vocab_words for s in bpe.word_symbols(w)} | set("".join(vocab_words))
+        alphabet = {s for w in vocab_words for s in bpe.word_symbols(w)} | set(
+            "".join(vocab_words)
+        )
         return cls(merges, alphabet, end_of_word)
 
     @property
@@ -753,8 +953,10 @@ class BPE:
         if word not in self._cache:
             symbols = self.word_symbols(word)
             while len(symbols) > 1:
-                rank, pair = min((self.ranks.get(p, len(self.ranks)), p)
-                                 for p in zip(symbols, symbols[1:], strict=False))
+                rank, pair = min(
+                    (self.ranks.get(p, len(self.ranks)), p)
+                    for p in zip(symbols, symbols[1:], strict=False)
+                )
                 if rank == len(self.ranks):
                     break
                 symbols = merge_pair(symbols, pair)
@@ -763,7 +965,9 @@ class BPE:
 
     def encode(self, text: str) -> list[str]:
         """Pre-tokenise ``text`` (a word or running text) and encode every word."""
-        return [piece for word in pre_tokenize(text) for piece in self.encode_word(word)]
+        return [
+            piece for word in pre_tokenize(text) for piece in self.encode_word(word)
+        ]
 
     def decode(self, tokens: Iterable[str]) -> str:
         """Join pieces; each end-of-word marker becomes a space (words end up separated by single spaces)."""
@@ -775,9 +979,15 @@ class BPE:
 # building the suffix *est*.
 
 # %%
-toy_bpe = BPE.learn(Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3}), num_merges=6)
+toy_bpe = BPE.learn(
+    Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3}), num_merges=6
+)
 print(toy_bpe.merges)
-print(toy_bpe.encode("lowest newer"), "->", repr(toy_bpe.decode(toy_bpe.encode("lowest newer"))))
+print(
+    toy_bpe.encode("lowest newer"),
+    "->",
+    repr(toy_bpe.decode(toy_bpe.encode("lowest newer"))),
+)
 
 # %% [markdown]
 # Now the real thing: {glue:text}`bpe_merges:,` merges on the training part of Tiny Shakespeare.
@@ -808,31 +1018,51 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 hf_tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
 hf_tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
 suffixed_symbols = sorted({word[-1] + "</w>" for word in word_counts})
-hf_trainer = trainers.BpeTrainer(vocab_size=len(bpe.alphabet) + len(bpe.merges), min_frequency=2,
-                                 end_of_word_suffix="</w>", special_tokens=suffixed_symbols, show_progress=False)
+hf_trainer = trainers.BpeTrainer(
+    vocab_size=len(bpe.alphabet) + len(bpe.merges),
+    min_frequency=2,
+    end_of_word_suffix="</w>",
+    special_tokens=suffixed_symbols,
+    show_progress=False,
+)
 hf_tokenizer.train_from_iterator([shakespeare_train], hf_trainer)
-hf_merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-             for m in json.loads(hf_tokenizer.to_str())["model"]["merges"]]
+hf_merges = [
+    tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+    for m in json.loads(hf_tokenizer.to_str())["model"]["merges"]
+]
 
 n_compare = min(len(hf_merges), len(bpe.merges))
 same_position = [a == b for a, b in zip(bpe.merges, hf_merges, strict=False)]
 first_disagreement = same_position.index(False) if False in same_position else n_compare
-merge_agreement = {n: len(set(bpe.merges[:n]) & set(hf_merges[:n])) / n for n in (100, 500, n_compare)}
-print(f"ours {len(bpe.merges):,} merges, HF {len(hf_merges):,}; identical prefix: {first_disagreement:,}")
+merge_agreement = {
+    n: len(set(bpe.merges[:n]) & set(hf_merges[:n])) / n for n in (100, 500, n_compare)
+}
+print(
+    f"ours {len(bpe.merges):,} merges, HF {len(hf_merges):,}; identical prefix: {first_disagreement:,}"
+)
 print({f"first {n:,} (as sets)": f"{a:.1%}" for n, a in merge_agreement.items()})
 if first_disagreement < n_compare:
-    print("first disagreement:", bpe.merges[first_disagreement], "vs HF", hf_merges[first_disagreement])
+    print(
+        "first disagreement:",
+        bpe.merges[first_disagreement],
+        "vs HF",
+        hf_merges[first_disagreement],
+    )
 glue("bpe_identical_prefix", first_disagreement, display=False)
 glue("bpe_n_compare", n_compare, display=False)
 glue("bpe_set_agreement", merge_agreement[n_compare], display=False)
 glue("bpe_merges_requested", cfg.bpe_merges, display=False)
 glue("bpe_merges_hf", len(hf_merges), display=False)
 if len(bpe.merges) == len(hf_merges) == cfg.bpe_merges:
-    stopping_note = ("both learned every merge we asked for before any pair fell below the minimum frequency, "
-                     "so the frequency threshold causes no difference")
+    stopping_note = (
+        "both learned every merge we asked for before any pair fell below the minimum frequency, "
+        "so the frequency threshold causes no difference"
+    )
 else:
-    stopping_note = ("the minimum frequency stopped learning before the requested number, at different points "
-                     "for the two implementations, so the lists also differ in length")
+    stopping_note = (
+        "the minimum frequency stopped learning before the requested number, at different points "
+        "for the two implementations, so the lists also differ in length"
+    )
 glue("bpe_stopping_note", stopping_note, display=False)
 
 # %% [markdown]
@@ -848,20 +1078,38 @@ for word, count in word_counts.items():
     for pair in zip(symbols, symbols[1:], strict=False):
         pair_counter[pair] += count
 merge_rank_of = {a + b: rank for rank, (a, b) in enumerate(bpe.merges)}
-for name, pair in (("ours", bpe.merges[first_disagreement]), ("HF", hf_merges[first_disagreement])):
+for name, pair in (
+    ("ours", bpe.merges[first_disagreement]),
+    ("HF", hf_merges[first_disagreement]),
+):
     created = merge_rank_of.get(pair[0], -1) + 1  # 1-based
-    print(f"{name:>4}: {pair} occurs {pair_counter[pair]} times; {pair[0]!r} was created by merge {created}")
+    print(
+        f"{name:>4}: {pair} occurs {pair_counter[pair]} times; {pair[0]!r} was created by merge {created}"
+    )
     glue(f"bpe_tie_count_{name}", pair_counter[pair], display=False)
     glue(f"bpe_tie_created_{name}", created, display=False)
-assert pair_counter[bpe.merges[first_disagreement]] == pair_counter[hf_merges[first_disagreement]]
-assert 0 < merge_rank_of[hf_merges[first_disagreement][0]] < merge_rank_of[bpe.merges[first_disagreement][0]]
+assert (
+    pair_counter[bpe.merges[first_disagreement]]
+    == pair_counter[hf_merges[first_disagreement]]
+)
+assert (
+    0
+    < merge_rank_of[hf_merges[first_disagreement][0]]
+    < merge_rank_of[bpe.merges[first_disagreement][0]]
+)
 ours_heldout = bpe.encode(shakespeare_heldout)
 hf_heldout = hf_tokenizer.encode(shakespeare_heldout).tokens
 glue("bpe_heldout_ours", len(ours_heldout), display=False)
 glue("bpe_heldout_hf", len(hf_heldout), display=False)
-glue("bpe_heldout_reldiff", abs(len(ours_heldout) - len(hf_heldout)) / len(hf_heldout), display=False)
-print(f"held-out tokens: ours {len(ours_heldout):,}, HF {len(hf_heldout):,}; "
-      f"identical token sequences: {ours_heldout == hf_heldout}")
+glue(
+    "bpe_heldout_reldiff",
+    abs(len(ours_heldout) - len(hf_heldout)) / len(hf_heldout),
+    display=False,
+)
+print(
+    f"held-out tokens: ours {len(ours_heldout):,}, HF {len(hf_heldout):,}; "
+    f"identical token sequences: {ours_heldout == hf_heldout}"
+)
 
 # %% [markdown]
 # The first {glue:text}`bpe_identical_prefix:,` merges are identical, in the same order. The first disagreement
@@ -888,21 +1136,39 @@ heldout_lines = [line for line in shakespeare_heldout.splitlines() if line.strip
 char_vocab = set(shakespeare_train)
 bpe_vocab = set(bpe.vocab)
 heldout_pieces = bpe.encode(shakespeare_heldout)
-granularity_table = pd.DataFrame({
-    "characters": [len(char_vocab), np.mean([len(x) for x in heldout_lines]),
-                   np.mean([c not in char_vocab for c in shakespeare_heldout])],
-    "words (min_freq=1)": [len(vocab), np.mean([len(pre_tokenize(x)) for x in heldout_lines]),
-                           vocab.oov_rate(heldout_words)],
-    f"BPE ({len(bpe.merges):,} merges)": [len(bpe_vocab), np.mean([len(bpe.encode(x)) for x in heldout_lines]),
-                                          np.mean([p not in bpe_vocab for p in heldout_pieces])],
-}, index=["vocabulary size", "tokens per line", "OOV rate"]).T
-for key, row in zip(("char", "word", "bpe"), granularity_table.itertuples(), strict=True):
+granularity_table = pd.DataFrame(
+    {
+        "characters": [
+            len(char_vocab),
+            np.mean([len(x) for x in heldout_lines]),
+            np.mean([c not in char_vocab for c in shakespeare_heldout]),
+        ],
+        "words (min_freq=1)": [
+            len(vocab),
+            np.mean([len(pre_tokenize(x)) for x in heldout_lines]),
+            vocab.oov_rate(heldout_words),
+        ],
+        f"BPE ({len(bpe.merges):,} merges)": [
+            len(bpe_vocab),
+            np.mean([len(bpe.encode(x)) for x in heldout_lines]),
+            np.mean([p not in bpe_vocab for p in heldout_pieces]),
+        ],
+    },
+    index=["vocabulary size", "tokens per line", "OOV rate"],
+).T
+for key, row in zip(
+    ("char", "word", "bpe"), granularity_table.itertuples(), strict=True
+):
     glue(f"gran_{key}_vocab", int(row[1]), display=False)
     glue(f"gran_{key}_per_line", float(row[2]), display=False)
-char_row, word_row, bpe_row = granularity_table.to_numpy()  # BPE sits between characters and words (text below):
+char_row, word_row, bpe_row = (
+    granularity_table.to_numpy()
+)  # BPE sits between characters and words (text below):
 assert char_row[0] < bpe_row[0] < word_row[0] and char_row[1] > bpe_row[1] > word_row[1]
 assert char_row[2] == bpe_row[2] == 0 < word_row[2]
-granularity_table.style.format({"vocabulary size": "{:,.0f}", "tokens per line": "{:.1f}", "OOV rate": "{:.2%}"})
+granularity_table.style.format(
+    {"vocabulary size": "{:,.0f}", "tokens per line": "{:.1f}", "OOV rate": "{:.2%}"}
+)
 
 # %% [markdown]
 # Characters need only {glue:text}`gran_char_vocab` symbols and are never unknown here, but make sequences long

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,13 +23,16 @@
 # 5-gram, is the baseline every neural language model in this book has to beat.
 
 # %%
-# In Colab (or anywhere lmlib is missing), install the book's library first.
+# In Colab (or any Jupyter without the book's environment), install lmlib
+# (the book's library) at this book's release, with the extra that brings what the
+# chapters import (NLTK, gensim, TensorFlow/Keras, myst-nb, pandas, scikit-learn).
 import importlib.util
 import subprocess
 import sys
 
+LMLIB = "lmlib[book] @ git+https://github.com/llm-principles/llm-book@v0.1.0"
 if importlib.util.find_spec("lmlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", LMLIB], check=True)
 
 # %% [markdown]
 # The setup cell imports what we need, seeds everything and shows the active profile. Counting and scoring are
@@ -53,10 +58,20 @@ from lmlib.profiles import setup_chapter
 
 cfg = setup_chapter(
     "02",
-    quick=dict(discount_grid=(0.5, 1.0, 0.05), add_k_grid=(1e-4, 1.0, 9), lambda_grid=(0.1, 0.9, 0.1),
-               nltk_train_sentences=300, nltk_test_sentences=30),
-    full=dict(discount_grid=(0.4, 1.0, 0.02), add_k_grid=(1e-5, 1.0, 26), lambda_grid=(0.02, 0.98, 0.02),
-              nltk_train_sentences=600, nltk_test_sentences=60),
+    quick=dict(
+        discount_grid=(0.5, 1.0, 0.05),
+        add_k_grid=(1e-4, 1.0, 9),
+        lambda_grid=(0.1, 0.9, 0.1),
+        nltk_train_sentences=300,
+        nltk_test_sentences=30,
+    ),
+    full=dict(
+        discount_grid=(0.4, 1.0, 0.02),
+        add_k_grid=(1e-5, 1.0, 26),
+        lambda_grid=(0.02, 0.98, 0.02),
+        nltk_train_sentences=600,
+        nltk_test_sentences=60,
+    ),
 )
 use_style()
 
@@ -67,12 +82,18 @@ def linear_grid(first: float, last: float, step: float) -> list[float]:
 
 
 discount_grid = linear_grid(*cfg.discount_grid)
-add_k_grid = [float(k) for k in np.logspace(np.log10(cfg.add_k_grid[0]), np.log10(cfg.add_k_grid[1]),
-                                             cfg.add_k_grid[2])]
+add_k_grid = [
+    float(k)
+    for k in np.logspace(
+        np.log10(cfg.add_k_grid[0]), np.log10(cfg.add_k_grid[1]), cfg.add_k_grid[2]
+    )
+]
 # values near 1 as well: an order whose MLE is reliable (the unigram) wants almost all the weight
 lambda_grid = sorted(set(linear_grid(*cfg.lambda_grid)) | {0.95, 0.99})
-print(f"{len(discount_grid)} discounts, {len(add_k_grid)} values of k, {len(lambda_grid)} lambdas "
-      f"(last three: {lambda_grid[-3:]})")
+print(
+    f"{len(discount_grid)} discounts, {len(add_k_grid)} values of k, {len(lambda_grid)} lambdas "
+    f"(last three: {lambda_grid[-3:]})"
+)
 
 # %% [markdown]
 # ## Language models, the Markov assumption and maximum likelihood
@@ -134,15 +155,37 @@ def read_ptb(split: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.strip()]
 
 
-train_sents, valid_sents, test_sents = (read_ptb(split) for split in ("train", "valid", "test"))
+train_sents, valid_sents, test_sents = (
+    read_ptb(split) for split in ("train", "valid", "test")
+)
 split_stats = pd.DataFrame(
-    {name: {"sentences": len(sents), "words": sum(map(len, sents)),
-            "predicted tokens (+ </s>)": sum(map(len, sents)) + len(sents)}
-     for name, sents in [("train", train_sents), ("valid", valid_sents), ("test", test_sents)]}).T
+    {
+        name: {
+            "sentences": len(sents),
+            "words": sum(map(len, sents)),
+            "predicted tokens (+ </s>)": sum(map(len, sents)) + len(sents),
+        }
+        for name, sents in [
+            ("train", train_sents),
+            ("valid", valid_sents),
+            ("test", test_sents),
+        ]
+    }
+).T
 train_vocab = {w for s in train_sents for w in s}
-assert all(w in train_vocab for s in valid_sents + test_sents for w in s)  # closed vocabulary
-glue("n_train_tokens", int(split_stats.loc["train", "predicted tokens (+ </s>)"]), display=False)
-glue("n_test_tokens", int(split_stats.loc["test", "predicted tokens (+ </s>)"]), display=False)
+assert all(
+    w in train_vocab for s in valid_sents + test_sents for w in s
+)  # closed vocabulary
+glue(
+    "n_train_tokens",
+    int(split_stats.loc["train", "predicted tokens (+ </s>)"]),
+    display=False,
+)
+glue(
+    "n_test_tokens",
+    int(split_stats.loc["test", "predicted tokens (+ </s>)"]),
+    display=False,
+)
 glue("n_vocab", len(train_vocab) + 1, display=False)
 glue("n_vocab_words", len(train_vocab), display=False)
 print(" ".join(test_sents[0]))
@@ -193,7 +236,9 @@ class NGramCounts:
     the padded sentence counted.
     """
 
-    def __init__(self, sentences: Iterable[Sequence[str]], order: int, padding: str = "book"):
+    def __init__(
+        self, sentences: Iterable[Sequence[str]], order: int, padding: str = "book"
+    ):
         if padding not in ("book", "nltk"):
             raise ValueError(f"padding must be 'book' or 'nltk', not {padding!r}")
         sentences = [list(s) for s in sentences]
@@ -207,10 +252,15 @@ class NGramCounts:
             tokens.extend(self.word_id[w] for w in padded)
             offsets.extend(range(len(padded)))
         tokens, offsets = np.array(tokens, np.int64), np.array(offsets, np.int64)
-        counted = offsets >= (order - 1 if padding == "book" else 0)  # positions whose n-grams are counted
+        counted = offsets >= (
+            order - 1 if padding == "book" else 0
+        )  # positions whose n-grams are counted
         V = len(self.vocab)
         self.keys = [np.zeros(1, np.int64), np.arange(V, dtype=np.int64)]
-        self.count = [np.array([counted.sum()]), np.bincount(tokens[counted], minlength=V)]
+        self.count = [
+            np.array([counted.sum()]),
+            np.bincount(tokens[counted], minlength=V),
+        ]
         self.context = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
         self.suffix = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
         gram_at = tokens  # id of the (k-1)-gram ending at each position (-1 where it does not fit)
@@ -226,15 +276,21 @@ class NGramCounts:
             self.suffix.append(suffix)
             gram_at = np.full(len(tokens), -1, np.int64)
             gram_at[fits] = inverse
-        self.cont = [np.bincount(self.suffix[k + 1][self.count[k + 1] > 0], minlength=len(self.keys[k]))
-                     for k in range(order)]
+        self.cont = [
+            np.bincount(
+                self.suffix[k + 1][self.count[k + 1] > 0], minlength=len(self.keys[k])
+            )
+            for k in range(order)
+        ]
 
     def ids(self, windows: np.ndarray, k: int) -> np.ndarray:
         """Ids of the k-grams in the last k columns of ``windows`` (word ids, shape (N, >= k)); -1 if unseen."""
         if k == 0:
             return np.zeros(len(windows), np.int64)
         gram = windows[:, -k].astype(np.int64)
-        for j in range(2, k + 1):  # extend the gram by one word to the right: order j-1 -> j
+        for j in range(
+            2, k + 1
+        ):  # extend the gram by one word to the right: order j-1 -> j
             key = gram * len(self.vocab) + windows[:, j - k - 1]
             keys = self.keys[j]
             pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
@@ -250,13 +306,18 @@ class NGramCounts:
         rows = []
         for sentence in sentences:
             padded = [BOS] * (order - 1) + list(sentence) + [EOS]
-            ids = np.array([self.word_id[w if w in self.word_id else UNK] for w in padded], np.int64)
+            ids = np.array(
+                [self.word_id[w if w in self.word_id else UNK] for w in padded],
+                np.int64,
+            )
             rows.append(np.lib.stride_tricks.sliding_window_view(ids, order))
         return np.concatenate(rows)
 
     def per_context(self, k: int, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (one per k-gram) over the k-grams sharing each context, e.g. c(h) = Σ_w c(h w)."""
-        return np.bincount(self.context[k], weights=values, minlength=len(self.keys[k - 1]))
+        return np.bincount(
+            self.context[k], weights=values, minlength=len(self.keys[k - 1])
+        )
 
 # %% [markdown]
 # All models share one interface, in the base class: `windows` turns sentences into rows of word ids
@@ -281,9 +342,15 @@ class NGramLM:
 
     def fit(self, corpus: Iterable[Sequence[str]] | NGramCounts) -> Self:
         """Count ``corpus`` (or reuse counts of a high enough order) and precompute per-context statistics."""
-        counts = corpus if isinstance(corpus, NGramCounts) else NGramCounts(corpus, self.order)
+        counts = (
+            corpus
+            if isinstance(corpus, NGramCounts)
+            else NGramCounts(corpus, self.order)
+        )
         if counts.order < self.order:
-            raise ValueError(f"counts of order {counts.order} cannot fit a model of order {self.order}")
+            raise ValueError(
+                f"counts of order {counts.order} cannot fit a model of order {self.order}"
+            )
         self.counts = counts
         self._prepare()
         return self
@@ -301,7 +368,7 @@ class NGramLM:
 
     def prob_windows(self, windows: np.ndarray) -> np.ndarray:
         """P(w | h) for each row ``[h..., w]`` of word ids (only the last ``order`` columns are used)."""
-        return self._prob(windows[:, windows.shape[1] - self.order:], self.order)
+        return self._prob(windows[:, windows.shape[1] - self.order :], self.order)
 
     def token_logprobs(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:
         """Natural-log probability of every predicted token of ``sentences`` (``-inf`` where P = 0)."""
@@ -317,7 +384,7 @@ class NGramLM:
         word_id = self.counts.word_id
         ctx = [BOS] * (self.order - 1) + [w if w in word_id else UNK for w in context]
         windows = np.empty((len(self.counts.vocab), self.order), np.int64)
-        windows[:, :-1] = [word_id[w] for w in ctx[len(ctx) - self.order + 1:]]
+        windows[:, :-1] = [word_id[w] for w in ctx[len(ctx) - self.order + 1 :]]
         windows[:, -1] = np.arange(len(self.counts.vocab))
         return self.prob_windows(windows)
 
@@ -329,7 +396,9 @@ class NGramLM:
         probs = self.distribution(context)
         with np.errstate(divide="ignore"):
             word_id = self.counts.word_id
-            return float(np.log(probs[word_id[word] if word in word_id else word_id[UNK]]))
+            return float(
+                np.log(probs[word_id[word] if word in word_id else word_id[UNK]])
+            )
 
     def sample(self, rng: np.random.Generator, max_words: int = 40) -> list[str]:
         """Draw one sentence word by word from the model (stops at ``</s>`` or after ``max_words``)."""
@@ -354,7 +423,9 @@ class NGramLM:
 # undefined when its context was never seen either).
 
 # %%
-counts5 = NGramCounts(train_sents, order=5)  # all orders 1..5, shared by every model below
+counts5 = NGramCounts(
+    train_sents, order=5
+)  # all orders 1..5, shared by every model below
 test_windows5 = counts5.windows(test_sents, 5)  # (num_test_tokens, 5) word ids
 unseen_fraction = {}
 for k in range(1, 6):
@@ -362,7 +433,9 @@ for k in range(1, 6):
     seen = (gram_ids >= 0) & (counts5.count[k][np.maximum(gram_ids, 0)] > 0)
     unseen_fraction[k] = 1.0 - float(seen.mean())
     glue(f"unseen_{k}", float(100 * unseen_fraction[k]), display=False)
-pd.Series(unseen_fraction, name="test n-grams unseen in train").rename_axis("n").to_frame().style.format("{:.1%}")
+pd.Series(unseen_fraction, name="test n-grams unseen in train").rename_axis(
+    "n"
+).to_frame().style.format("{:.1%}")
 
 # %% [markdown]
 # Every test word occurs in train (closed vocabulary: {glue:text}`unseen_1:.1f`% unseen unigrams), but
@@ -397,7 +470,9 @@ class AddKLM(NGramLM):
         self.k = k
 
     def _prepare(self) -> None:
-        self.context_total = self.counts.per_context(self.order, self.counts.count[self.order])
+        self.context_total = self.counts.per_context(
+            self.order, self.counts.count[self.order]
+        )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         ctx, gram = self._lookup(windows, k)
@@ -438,8 +513,10 @@ class JelinekMercerLM(NGramLM):
         self.lambdas = list(lambdas)
 
     def _prepare(self) -> None:
-        self.context_total = [None] + [self.counts.per_context(k, self.counts.count[k])
-                                       for k in range(1, self.order + 1)]
+        self.context_total = [None] + [
+            self.counts.per_context(k, self.counts.count[k])
+            for k in range(1, self.order + 1)
+        ]
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 0:
@@ -449,7 +526,9 @@ class JelinekMercerLM(NGramLM):
         c_h = np.where(ctx >= 0, self.context_total[k][ctx], 0)
         c_hw = np.where(gram >= 0, self.counts.count[k][gram], 0)
         lam = self.lambdas[k - 1]
-        return np.where(c_h > 0, lam * c_hw / np.maximum(c_h, 1) + (1 - lam) * lower, lower)
+        return np.where(
+            c_h > 0, lam * c_hw / np.maximum(c_h, 1) + (1 - lam) * lower, lower
+        )
 
 # %% [markdown]
 # ## Back-off with absolute discounting
@@ -494,12 +573,16 @@ class BackoffLM(NGramLM):
         for k in range(2, self.order + 1):
             count = c.count[k]
             c_h = c.per_context(k, count)
-            seen_prob = np.where(count > 0, (count - D) / np.maximum(c_h[c.context[k]], 1), 0.0)
+            seen_prob = np.where(
+                count > 0, (count - D) / np.maximum(c_h[c.context[k]], 1), 0.0
+            )
             # a seen k-gram's suffix is a seen (k-1)-gram, so its P_{k-1} is that gram's seen_prob
             lower_of_seen = np.where(count > 0, self.seen_prob[k - 1][c.suffix[k]], 0.0)
             freed = D * c.per_context(k, count > 0) / np.maximum(c_h, 1)
             self.seen_prob.append(seen_prob)
-            self.alpha.append(freed / np.maximum(1.0 - c.per_context(k, lower_of_seen), 1e-12))
+            self.alpha.append(
+                freed / np.maximum(1.0 - c.per_context(k, lower_of_seen), 1e-12)
+            )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 1:
@@ -574,14 +657,28 @@ class KneserNeyLM(NGramLM):
     counts at every order: interpolated absolute discounting, the same model without Kneser–Ney's idea.
     """
 
-    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False,
-                 continuation: bool = True):
+    def __init__(
+        self,
+        order: int,
+        discount: float | Sequence[float] = 0.75,
+        modified: bool = False,
+        continuation: bool = True,
+    ):
         super().__init__(order)
-        self.discount, self.modified, self.continuation = discount, modified, continuation
+        self.discount, self.modified, self.continuation = (
+            discount,
+            modified,
+            continuation,
+        )
 
     def _prepare(self) -> None:
         c = self.counts
-        self.discounts, self.numerator, self.total, self.gamma = [None], [None], [None], [None]
+        self.discounts, self.numerator, self.total, self.gamma = (
+            [None],
+            [None],
+            [None],
+            [None],
+        )
         for k in range(1, self.order + 1):
             # c': counts at the top, continuation counts below (ordinary counts if continuation=False)
             eff = c.count[k] if k == self.order or not self.continuation else c.cont[k]
@@ -589,13 +686,24 @@ class KneserNeyLM(NGramLM):
                 n1, n2, n3, n4 = (np.sum(eff == j) for j in range(1, 5))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     y = n1 / (n1 + 2 * n2)
-                    d = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
-                if not np.all((d >= 0) & (d <= np.arange(4))):  # undefined or out of range (too few counts)
+                    d = np.array(
+                        [
+                            0.0,
+                            1 - 2 * y * n2 / n1,
+                            2 - 3 * y * n3 / n2,
+                            3 - 4 * y * n4 / n3,
+                        ]
+                    )
+                if not np.all(
+                    (d >= 0) & (d <= np.arange(4))
+                ):  # undefined or out of range (too few counts)
                     d = np.array([0.0] + [self._plain_discount(k)] * 3)
             else:
                 d = np.array([0.0] + [self._plain_discount(k)] * 3)
             if c.padding == "nltk" and k == 1 < self.order:
-                d[:] = 0.0  # nltk.lm ends the recursion with an undiscounted continuation unigram
+                d[:] = (
+                    0.0  # nltk.lm ends the recursion with an undiscounted continuation unigram
+                )
             total = c.per_context(k, eff)
             if self.modified:
                 freed = c.per_context(k, d[np.minimum(eff, 3)])
@@ -608,7 +716,11 @@ class KneserNeyLM(NGramLM):
 
     def _plain_discount(self, k: int) -> float:
         """The plain discount of order k (``discount`` or ``discount[k-1]``)."""
-        return float(self.discount[k - 1] if isinstance(self.discount, Sequence) else self.discount)
+        return float(
+            self.discount[k - 1]
+            if isinstance(self.discount, Sequence)
+            else self.discount
+        )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 0:
@@ -617,7 +729,10 @@ class KneserNeyLM(NGramLM):
         ctx, gram = self._lookup(windows, k)
         total = np.where(ctx >= 0, self.total[k][np.maximum(ctx, 0)], 0.0)
         numerator = np.where(gram >= 0, self.numerator[k][np.maximum(gram, 0)], 0.0)
-        interpolated = numerator / np.maximum(total, 1e-300) + self.gamma[k][np.maximum(ctx, 0)] * lower
+        interpolated = (
+            numerator / np.maximum(total, 1e-300)
+            + self.gamma[k][np.maximum(ctx, 0)] * lower
+        )
         return np.where(total > 0, interpolated, lower)
 
 # %% [markdown]
@@ -643,32 +758,63 @@ class KneserNeyLM(NGramLM):
 # %%
 nltk_train = train_sents[: cfg.nltk_train_sentences]
 nltk_vocab = {w for s in nltk_train for w in s}
-nltk_heldout = [[w if w in nltk_vocab else "<unk>" for w in s] for s in valid_sents[: cfg.nltk_test_sentences]]
+nltk_heldout = [
+    [w if w in nltk_vocab else "<unk>" for w in s]
+    for s in valid_sents[: cfg.nltk_test_sentences]
+]
 nltk_seen = nltk_train[: cfg.nltk_test_sentences]
 
 
 def nltk_scores(model, sentences: list[list[str]], order: int) -> np.ndarray:
     """NLTK's P(w | h) for every predicted token, padded with our convention (n-1 <s>, one </s>)."""
-    grams = [g for s in sentences for g in ngrams(["<s>"] * (order - 1) + s + ["</s>"], order)]
+    grams = [
+        g
+        for s in sentences
+        for g in ngrams(["<s>"] * (order - 1) + s + ["</s>"], order)
+    ]
     return np.array([model.score(g[-1], g[:-1]) for g in grams])
 
 
 parity_rows = []
 for order in (2, 3):
     for name, ref, ours, text in [
-            ("Kneser-Ney, D=0.1 (nltk default)", KneserNeyInterpolated(order), KneserNeyLM(order, 0.1), nltk_heldout),
-            ("Kneser-Ney, D=0.75", KneserNeyInterpolated(order, discount=0.75), KneserNeyLM(order, 0.75), nltk_heldout),
-            ("MLE", MLE(order), AddKLM(order, k=0.0), nltk_seen)]:
+        (
+            "Kneser-Ney, D=0.1 (nltk default)",
+            KneserNeyInterpolated(order),
+            KneserNeyLM(order, 0.1),
+            nltk_heldout,
+        ),
+        (
+            "Kneser-Ney, D=0.75",
+            KneserNeyInterpolated(order, discount=0.75),
+            KneserNeyLM(order, 0.75),
+            nltk_heldout,
+        ),
+        ("MLE", MLE(order), AddKLM(order, k=0.0), nltk_seen),
+    ]:
         ref.fit(*padded_everygram_pipeline(order, nltk_train))
         ours.fit(NGramCounts(nltk_train, order, padding="nltk"))
-        ref_probs, our_probs = nltk_scores(ref, text, order), ours.prob_windows(ours.windows(text))
+        ref_probs, our_probs = (
+            nltk_scores(ref, text, order),
+            ours.prob_windows(ours.windows(text)),
+        )
         ppl_ref, ppl_ours = np.exp(-np.log(ref_probs).mean()), ours.perplexity(text)
-        parity_rows.append(dict(model=name, n=order, tokens=len(ref_probs), nltk_ppl=ppl_ref, our_ppl=ppl_ours,
-                                max_abs_prob_diff=np.abs(ref_probs - our_probs).max(),
-                                rel_ppl_diff=abs(ppl_ours - ppl_ref) / ppl_ref))
+        parity_rows.append(
+            dict(
+                model=name,
+                n=order,
+                tokens=len(ref_probs),
+                nltk_ppl=ppl_ref,
+                our_ppl=ppl_ours,
+                max_abs_prob_diff=np.abs(ref_probs - our_probs).max(),
+                rel_ppl_diff=abs(ppl_ours - ppl_ref) / ppl_ref,
+            )
+        )
 parity = pd.DataFrame(parity_rows)
-print(f"max |P_nltk - P_ours| = {parity.max_abs_prob_diff.max():.3g}, "
-      f"max relative perplexity difference = {parity.rel_ppl_diff.max():.3g}")
+print(
+    f"max |P_nltk - P_ours| = {parity.max_abs_prob_diff.max():.3g}, "
+    f"max relative perplexity difference = {parity.rel_ppl_diff.max():.3g}"
+)
 assert parity.rel_ppl_diff.max() < 1e-6 and parity.max_abs_prob_diff.max() < 1e-12
 glue("parity_max_diff", float(parity.max_abs_prob_diff.max()), display=False)
 parity
@@ -683,11 +829,16 @@ parity
 # %%
 nltk_style = KneserNeyLM(3, 0.75).fit(NGramCounts(nltk_train, 3, padding="nltk"))
 book_style = KneserNeyLM(3, 0.75).fit(NGramCounts(nltk_train, 3, padding="book"))
-start_nltk, start_book = nltk_style.distribution([]), book_style.distribution([])  # P(w | <s> <s>)
+start_nltk, start_book = (
+    nltk_style.distribution([]),
+    book_style.distribution([]),
+)  # P(w | <s> <s>)
 glue("nltk_start_sum", float(start_nltk.sum()), display=False)
 glue("nltk_start_bos", float(start_nltk[0]), display=False)
-print(f"nltk padding: sum = {start_nltk.sum():.6f}, P(<s> | <s> <s>) = {start_nltk[0]:.2e}; "
-      f"book padding: sum = {start_book.sum():.6f}, P(<s> | <s> <s>) = {start_book[0]:.1f}")
+print(
+    f"nltk padding: sum = {start_nltk.sum():.6f}, P(<s> | <s> <s>) = {start_nltk[0]:.2e}; "
+    f"book padding: sum = {start_book.sum():.6f}, P(<s> | <s> <s>) = {start_book[0]:.1f}"
+)
 
 # %% [markdown]
 # With NLTK's padding the first word of a sentence is predicted from a distribution that sums to
@@ -701,15 +852,33 @@ print(f"nltk padding: sum = {start_nltk.sum():.6f}, P(<s> | <s> <s>) = {start_nl
 # vocabulary, for seen contexts and for contexts never seen in training, for every smoothing method.
 
 # %%
-test_contexts = [[], ["the"], ["of", "the"], ["in", "the", "new"], ["the", "the", "the", "the"]]
-context_windows = np.array([[0] * (4 - len(c)) + [counts5.word_id[w] for w in c] + [1] for c in test_contexts])
-print("context seen in train (order-5 model):", counts5.ids(context_windows[:, :-1], 4) >= 0)
+test_contexts = [
+    [],
+    ["the"],
+    ["of", "the"],
+    ["in", "the", "new"],
+    ["the", "the", "the", "the"],
+]
+context_windows = np.array(
+    [[0] * (4 - len(c)) + [counts5.word_id[w] for w in c] + [1] for c in test_contexts]
+)
+print(
+    "context seen in train (order-5 model):",
+    counts5.ids(context_windows[:, :-1], 4) >= 0,
+)
 normalisation = {}
-for model in [AddKLM(5, 0.01), JelinekMercerLM(5, [0.5] * 5), BackoffLM(5, 0.75), KneserNeyLM(5, 0.75),
-              KneserNeyLM(5, modified=True)]:
+for model in [
+    AddKLM(5, 0.01),
+    JelinekMercerLM(5, [0.5] * 5),
+    BackoffLM(5, 0.75),
+    KneserNeyLM(5, 0.75),
+    KneserNeyLM(5, modified=True),
+]:
     model.fit(counts5)
     sums = [model.distribution(c).sum() for c in test_contexts]
-    name = type(model).__name__ + (" (modified)" if getattr(model, "modified", False) else "")
+    name = type(model).__name__ + (
+        " (modified)" if getattr(model, "modified", False) else ""
+    )
     normalisation[name] = np.abs(np.array(sums) - 1).max()
 print({name: f"{err:.1e}" for name, err in normalisation.items()})
 assert max(normalisation.values()) < 1e-9
@@ -749,27 +918,51 @@ def tune(make_model, grid) -> tuple[float, NGramLM]:
 # Now fit and tune every method for $n = 1, \dots, 5$ and score it on validation and test.
 
 # %%
-methods = ["MLE", "add-k", "Jelinek-Mercer", "back-off", "interpolated abs. discounting", "Kneser-Ney",
-           "modified Kneser-Ney"]
+methods = [
+    "MLE",
+    "add-k",
+    "Jelinek-Mercer",
+    "back-off",
+    "interpolated abs. discounting",
+    "Kneser-Ney",
+    "modified Kneser-Ney",
+]
 results, best_params, models = [], {}, {}
 lambdas: list[float] = []
 for n in range(1, 6):
-    best_lambda, models["Jelinek-Mercer", n] = tune(lambda lam, n=n: JelinekMercerLM(n, lambdas + [lam]),
-                                                    lambda_grid)
+    best_lambda, models["Jelinek-Mercer", n] = tune(
+        lambda lam, n=n: JelinekMercerLM(n, lambdas + [lam]), lambda_grid
+    )
     lambdas.append(best_lambda)
     best_params["Jelinek-Mercer", n] = best_lambda
-    best_params["add-k", n], models["add-k", n] = tune(lambda k, n=n: AddKLM(n, k), add_k_grid)
-    best_params["back-off", n], models["back-off", n] = tune(lambda d, n=n: BackoffLM(n, d), discount_grid)
-    best_params["interpolated abs. discounting", n], models["interpolated abs. discounting", n] = tune(
-        lambda d, n=n: KneserNeyLM(n, d, continuation=False), discount_grid)
-    best_params["Kneser-Ney", n], models["Kneser-Ney", n] = tune(lambda d, n=n: KneserNeyLM(n, d), discount_grid)
+    best_params["add-k", n], models["add-k", n] = tune(
+        lambda k, n=n: AddKLM(n, k), add_k_grid
+    )
+    best_params["back-off", n], models["back-off", n] = tune(
+        lambda d, n=n: BackoffLM(n, d), discount_grid
+    )
+    (
+        best_params["interpolated abs. discounting", n],
+        models["interpolated abs. discounting", n],
+    ) = tune(lambda d, n=n: KneserNeyLM(n, d, continuation=False), discount_grid)
+    best_params["Kneser-Ney", n], models["Kneser-Ney", n] = tune(
+        lambda d, n=n: KneserNeyLM(n, d), discount_grid
+    )
     models["MLE", n] = AddKLM(n, k=0.0).fit(counts5)
     models["modified Kneser-Ney", n] = KneserNeyLM(n, modified=True).fit(counts5)
     for method in methods:
-        results.append(dict(method=method, n=n, valid=perplexity_on(models[method, n], valid_windows),
-                            test=perplexity_on(models[method, n], test_windows)))
+        results.append(
+            dict(
+                method=method,
+                n=n,
+                valid=perplexity_on(models[method, n], valid_windows),
+                test=perplexity_on(models[method, n], test_windows),
+            )
+        )
 results = pd.DataFrame(results)
-ppl_table = results.pivot(index="method", columns="n", values=["valid", "test"]).loc[methods]
+ppl_table = results.pivot(index="method", columns="n", values=["valid", "test"]).loc[
+    methods
+]
 ppl_table.style.format("{:.1f}")
 
 # %% [markdown]
@@ -778,13 +971,27 @@ ppl_table.style.format("{:.1f}")
 # %%
 discounted = ["back-off", "interpolated abs. discounting", "Kneser-Ney"]
 for method in discounted:
-    best_params[method, 1] = np.nan  # for n = 1 these models are the MLE: D plays no role (see below)
-params_table = pd.Series(best_params).unstack().loc[["add-k", "Jelinek-Mercer", *discounted]]
-params_table.index = ["add-k: k", "Jelinek-Mercer: lambda_n", "back-off: D", "interp. abs. discounting: D",
-                      "Kneser-Ney: D"]
-mkn5_discounts = pd.DataFrame(models["modified Kneser-Ney", 5].discounts[1:], columns=["D(0)", "D1", "D2", "D3+"],
-                              index=pd.Index(range(1, 6), name="order")).drop(columns="D(0)")
-display(params_table.style.format("{:g}", na_rep="-"), mkn5_discounts.style.format("{:.3f}"))
+    best_params[method, 1] = (
+        np.nan
+    )  # for n = 1 these models are the MLE: D plays no role (see below)
+params_table = (
+    pd.Series(best_params).unstack().loc[["add-k", "Jelinek-Mercer", *discounted]]
+)
+params_table.index = [
+    "add-k: k",
+    "Jelinek-Mercer: lambda_n",
+    "back-off: D",
+    "interp. abs. discounting: D",
+    "Kneser-Ney: D",
+]
+mkn5_discounts = pd.DataFrame(
+    models["modified Kneser-Ney", 5].discounts[1:],
+    columns=["D(0)", "D1", "D2", "D3+"],
+    index=pd.Index(range(1, 6), name="order"),
+).drop(columns="D(0)")
+display(
+    params_table.style.format("{:g}", na_rep="-"), mkn5_discounts.style.format("{:.3f}")
+)
 
 # %% [markdown]
 # The figure shows the test perplexities of the table (the MLE is infinite for $n \geq 2$ and left out).
@@ -813,13 +1020,24 @@ plt.close(fig)
 # ```
 
 # %%
-PAPER_KN5_TEST = 141.2  # Mikolov et al. (2011), KN5 without count cutoffs (SRILM), PTB test
+PAPER_KN5_TEST = (
+    141.2  # Mikolov et al. (2011), KN5 without count cutoffs (SRILM), PTB test
+)
 ppl = results.set_index(["method", "n"])
-for name, method in [("mle1", "MLE"), ("addk", "add-k"), ("jm", "Jelinek-Mercer"), ("bo", "back-off"),
-                     ("iad", "interpolated abs. discounting"), ("kn", "Kneser-Ney"), ("mkn", "modified Kneser-Ney")]:
+for name, method in [
+    ("mle1", "MLE"),
+    ("addk", "add-k"),
+    ("jm", "Jelinek-Mercer"),
+    ("bo", "back-off"),
+    ("iad", "interpolated abs. discounting"),
+    ("kn", "Kneser-Ney"),
+    ("mkn", "modified Kneser-Ney"),
+]:
     for n in range(1, 6):
         glue(f"ppl_{name}{n}_test", float(ppl.loc[(method, n), "test"]), display=False)
-        glue(f"ppl_{name}{n}_valid", float(ppl.loc[(method, n), "valid"]), display=False)
+        glue(
+            f"ppl_{name}{n}_valid", float(ppl.loc[(method, n), "valid"]), display=False
+        )
     glue(f"best_n_{name}", int(ppl.loc[method, "valid"].idxmin()), display=False)
 for n in range(1, 6):
     glue(f"best_k{n}", float(best_params["add-k", n]), display=False)
@@ -829,28 +1047,66 @@ baseline = models["modified Kneser-Ney", 5]
 baseline_test = float(ppl.loc[("modified Kneser-Ney", 5), "test"])
 glue("paper_kn5", PAPER_KN5_TEST, display=False)
 glue("baseline_ppl_test", baseline_test, display=False)
-glue("baseline_ppl_valid", float(ppl.loc[("modified Kneser-Ney", 5), "valid"]), display=False)
+glue(
+    "baseline_ppl_valid",
+    float(ppl.loc[("modified Kneser-Ney", 5), "valid"]),
+    display=False,
+)
 glue("baseline_bits", float(np.log2(baseline_test)), display=False)
-glue("gap_kn5_paper", float(ppl.loc[("Kneser-Ney", 5), "test"]) - PAPER_KN5_TEST, display=False)
+glue(
+    "gap_kn5_paper",
+    float(ppl.loc[("Kneser-Ney", 5), "test"]) - PAPER_KN5_TEST,
+    display=False,
+)
 glue("gap_mkn5_paper", baseline_test - PAPER_KN5_TEST, display=False)
 glue("gap_mkn5_paper_abs", abs(baseline_test - PAPER_KN5_TEST), display=False)
-glue("gain_cont_counts", float(ppl.loc[("interpolated abs. discounting", 5), "test"]
-                               - ppl.loc[("Kneser-Ney", 5), "test"]), display=False)
+glue(
+    "gain_cont_counts",
+    float(
+        ppl.loc[("interpolated abs. discounting", 5), "test"]
+        - ppl.loc[("Kneser-Ney", 5), "test"]
+    ),
+    display=False,
+)
 # the claims made in the text below
 for n in range(2, 6):
-    assert ppl.loc[("modified Kneser-Ney", n), "test"] <= ppl.loc[("Kneser-Ney", n), "test"] < min(
-        ppl.loc[(m, n), "test"] for m in ["add-k", "Jelinek-Mercer", *discounted[:2]])
-assert ppl.loc[("back-off", 5), "test"] < ppl.loc[("interpolated abs. discounting", 5), "test"]
-assert ppl.loc[("add-k", 5), "test"] > ppl.loc[("add-k", 3), "test"] > ppl.loc[("add-k", 2), "test"]
-assert ppl.loc[("add-k", 2), "test"] < ppl.loc[("MLE", 1), "test"]  # add-k helps up to bigrams
-assert best_params["Jelinek-Mercer", 1] < max(lambda_grid)  # the unigram's lambda is not at the grid's edge
-assert len(set(models["modified Kneser-Ney", 1].discounts[1][1:])) == 1  # the unigram fallback, see text
-for method in [*discounted, "modified Kneser-Ney"]:  # for n = 1 these are exactly the MLE
+    assert (
+        ppl.loc[("modified Kneser-Ney", n), "test"]
+        <= ppl.loc[("Kneser-Ney", n), "test"]
+        < min(
+            ppl.loc[(m, n), "test"]
+            for m in ["add-k", "Jelinek-Mercer", *discounted[:2]]
+        )
+    )
+assert (
+    ppl.loc[("back-off", 5), "test"]
+    < ppl.loc[("interpolated abs. discounting", 5), "test"]
+)
+assert (
+    ppl.loc[("add-k", 5), "test"]
+    > ppl.loc[("add-k", 3), "test"]
+    > ppl.loc[("add-k", 2), "test"]
+)
+assert (
+    ppl.loc[("add-k", 2), "test"] < ppl.loc[("MLE", 1), "test"]
+)  # add-k helps up to bigrams
+assert best_params["Jelinek-Mercer", 1] < max(
+    lambda_grid
+)  # the unigram's lambda is not at the grid's edge
+assert (
+    len(set(models["modified Kneser-Ney", 1].discounts[1][1:])) == 1
+)  # the unigram fallback, see text
+for method in [
+    *discounted,
+    "modified Kneser-Ney",
+]:  # for n = 1 these are exactly the MLE
     assert abs(ppl.loc[(method, 1), "test"] / ppl.loc[("MLE", 1), "test"] - 1) < 1e-12
 assert abs(baseline_test - PAPER_KN5_TEST) < 1.0
 glue("tab_ngram_ppl", ppl_table.style.format("{:.1f}"), display=False)
-print(f"baseline (modified KN 5-gram): valid {ppl.loc[('modified Kneser-Ney', 5), 'valid']:.2f}, "
-      f"test {baseline_test:.2f} (paper: {PAPER_KN5_TEST})")
+print(
+    f"baseline (modified KN 5-gram): valid {ppl.loc[('modified Kneser-Ney', 5), 'valid']:.2f}, "
+    f"test {baseline_test:.2f} (paper: {PAPER_KN5_TEST})"
+)
 
 # %% [markdown]
 # ## Results
@@ -919,8 +1175,10 @@ assert abs(ppl_again - baseline_test) < 1e-9 * baseline_test
 tokens_per_second = len(test_windows) / score_seconds
 glue("fit_seconds", float(fit_seconds), display=False)
 glue("score_tokens_per_second", float(tokens_per_second), display=False)
-print(f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
-      f"scoring {len(test_windows):,} test tokens: {score_seconds:.2f} s ({tokens_per_second:,.0f} tokens/s)")
+print(
+    f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
+    f"scoring {len(test_windows):,} test tokens: {score_seconds:.2f} s ({tokens_per_second:,.0f} tokens/s)"
+)
 
 # %% [markdown]
 # Fitting the modified Kneser–Ney 5-gram on PTB train from raw sentences took {glue:text}`fit_seconds:.1f` s
@@ -935,7 +1193,10 @@ print(f"fit on {len(train_sents):,} sentences: {fit_seconds:.1f} s; "
 
 # %%
 max_sample_words = 60
-assert max_sample_words > 2 * split_stats.loc["train", "words"] / split_stats.loc["train", "sentences"]
+assert (
+    max_sample_words
+    > 2 * split_stats.loc["train", "words"] / split_stats.loc["train", "sentences"]
+)
 rng = np.random.default_rng(2)
 for _ in range(5):
     sample = baseline.sample(rng, max_words=max_sample_words)

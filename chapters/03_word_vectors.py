@@ -22,13 +22,16 @@
 # features for sentence sentiment, the baseline that the BERT chapter is compared with.
 
 # %%
-# In Colab (or anywhere lmlib is missing), install the book's library first.
+# In Colab (or any Jupyter without the book's environment), install lmlib
+# (the book's library) at this book's release, with the extra that brings what the
+# chapters import (NLTK, gensim, TensorFlow/Keras, myst-nb, pandas, scikit-learn).
 import importlib.util
 import subprocess
 import sys
 
+LMLIB = "lmlib[book] @ git+https://github.com/llm-principles/llm-book@v0.1.0"
 if importlib.util.find_spec("lmlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", LMLIB], check=True)
 
 # %% [markdown]
 # The setup cell seeds everything (Keras included) and shows the active profile. The quick profile trains on
@@ -61,14 +64,39 @@ from lmlib.profiles import setup_chapter
 
 cfg = setup_chapter(
     "03",
-    quick=dict(corpus="wikitext2", dim=100, window=5, min_count=5, sg_epochs=5, cbow_epochs=10, fasttext_epochs=3,
-               fasttext_buckets=200_000, sgns_batch=16384, sgns_steps=450),
-    full=dict(corpus="text8", dim=300, window=5, min_count=5, sg_epochs=5, cbow_epochs=5, fasttext_epochs=5,
-              fasttext_buckets=2_000_000, sgns_batch=16384, sgns_steps=20_000),
+    quick=dict(
+        corpus="wikitext2",
+        dim=100,
+        window=5,
+        min_count=5,
+        sg_epochs=5,
+        cbow_epochs=10,
+        fasttext_epochs=3,
+        fasttext_buckets=200_000,
+        sgns_batch=16384,
+        sgns_steps=450,
+    ),
+    full=dict(
+        corpus="text8",
+        dim=300,
+        window=5,
+        min_count=5,
+        sg_epochs=5,
+        cbow_epochs=5,
+        fasttext_epochs=5,
+        fasttext_buckets=2_000_000,
+        sgns_batch=16384,
+        sgns_steps=20_000,
+    ),
     keras=True,
 )
 use_style()
-SEED, NEGATIVES, SAMPLE, ALPHA = 1, 5, 1e-4, 0.05  # gensim's seed; noise words per pair; subsampling t; initial rate
+SEED, NEGATIVES, SAMPLE, ALPHA = (
+    1,
+    5,
+    1e-4,
+    0.05,
+)  # gensim's seed; noise words per pair; subsampling t; initial rate
 
 # %% [markdown]
 # ## From one-hot vectors to distributional meaning
@@ -199,10 +227,19 @@ class LineCorpus:
     left out, and lines longer than ``max_length`` tokens are cut into pieces (gensim truncates longer ones).
     """
 
-    def __init__(self, path: str | Path, lowercase: bool = True, skip_line: Callable[[str], bool] | None = None,
-                 max_length: int = 10_000):
+    def __init__(
+        self,
+        path: str | Path,
+        lowercase: bool = True,
+        skip_line: Callable[[str], bool] | None = None,
+        max_length: int = 10_000,
+    ):
         self.path = Path(path)
-        self.lowercase, self.skip_line, self.max_length = lowercase, skip_line, max_length
+        self.lowercase, self.skip_line, self.max_length = (
+            lowercase,
+            skip_line,
+            max_length,
+        )
 
     def __iter__(self) -> Iterator[list[str]]:
         with open(self.path, encoding="utf-8") as lines:
@@ -211,7 +248,7 @@ class LineCorpus:
                     continue
                 tokens = (line.lower() if self.lowercase else line).split()
                 for start in range(0, len(tokens), self.max_length):
-                    yield tokens[start:start + self.max_length]
+                    yield tokens[start : start + self.max_length]
 
 
 def word_counts(corpus: Iterable[Sequence[str]]) -> Counter:
@@ -241,8 +278,10 @@ glue("n_tokens", n_tokens, display=False)
 glue("n_types", len(counts), display=False)
 glue("n_vocab", n_vocab_min, display=False)
 glue("min_count", int(cfg.min_count), display=False)
-print(f"{n_tokens:,} tokens in {n_sentences:,} lines, {len(counts):,} types, "
-      f"{n_vocab_min:,} with count >= {cfg.min_count}; most frequent: {counts.most_common(6)}")
+print(
+    f"{n_tokens:,} tokens in {n_sentences:,} lines, {len(counts):,} types, "
+    f"{n_vocab_min:,} with count >= {cfg.min_count}; most frequent: {counts.most_common(6)}"
+)
 
 # %% [markdown]
 # The training text has {glue:text}`n_tokens:,` tokens and {glue:text}`n_types:,` distinct lower-cased
@@ -268,7 +307,9 @@ print(f"{n_tokens:,} tokens in {n_sentences:,} lines, {len(counts):,} types, "
 class GensimEpochLog(logging.Handler):
     """Collect gensim's per-epoch INFO lines while it trains (without printing gensim's other logging)."""
 
-    pattern = re.compile(r"EPOCH (\d+): training on (\d+) raw words \((\d+) effective words\) took ([\d.]+)s")
+    pattern = re.compile(
+        r"EPOCH (\d+): training on (\d+) raw words \((\d+) effective words\) took ([\d.]+)s"
+    )
 
     def __enter__(self):
         self.epochs, self.logger = [], logging.getLogger("gensim.models.word2vec")
@@ -280,8 +321,15 @@ class GensimEpochLog(logging.Handler):
 
     def emit(self, record):
         if match := self.pattern.search(record.getMessage()):
-            self.epochs.append(dict(epoch=int(match[1]), raw=int(match[2]), effective=int(match[3]),
-                                    seconds=float(match[4]), line=record.getMessage()))
+            self.epochs.append(
+                dict(
+                    epoch=int(match[1]),
+                    raw=int(match[2]),
+                    effective=int(match[3]),
+                    seconds=float(match[4]),
+                    line=record.getMessage(),
+                )
+            )
 
     def __exit__(self, *exc):
         self.logger.removeHandler(self)
@@ -298,8 +346,17 @@ class GensimEpochLog(logging.Handler):
 # %%
 def gensim_model(kind: str, workers: int, epochs: int):
     """An untrained gensim model of the given kind ('skip-gram', 'CBOW', 'FastText') with the chapter's settings."""
-    shared = dict(vector_size=cfg.dim, window=cfg.window, min_count=cfg.min_count, negative=NEGATIVES,
-                  sample=SAMPLE, alpha=ALPHA, workers=workers, seed=SEED, epochs=epochs)
+    shared = dict(
+        vector_size=cfg.dim,
+        window=cfg.window,
+        min_count=cfg.min_count,
+        negative=NEGATIVES,
+        sample=SAMPLE,
+        alpha=ALPHA,
+        workers=workers,
+        seed=SEED,
+        epochs=epochs,
+    )
     if kind == "FastText":
         return FastText(sg=1, bucket=cfg.fasttext_buckets, **shared)
     return Word2Vec(sg=int(kind == "skip-gram"), **shared)
@@ -311,24 +368,47 @@ def train_gensim(kind: str, workers: int, epochs: int):
     model.build_vocab(corpus)
     with GensimEpochLog() as log:
         start = time.perf_counter()
-        effective, raw = model.train(corpus, total_examples=model.corpus_count, epochs=epochs)
+        effective, raw = model.train(
+            corpus, total_examples=model.corpus_count, epochs=epochs
+        )
         seconds = time.perf_counter() - start
-    log_rate = sum(e["effective"] for e in log.epochs) / sum(e["seconds"] for e in log.epochs)
-    return model, dict(model=kind, workers=workers, epochs=epochs, seconds=seconds, effective_words=effective,
-                       raw_words=raw, words_per_s=effective / seconds, log_words_per_s=log_rate,
-                       last_log_line=log.epochs[-1]["line"])
+    log_rate = sum(e["effective"] for e in log.epochs) / sum(
+        e["seconds"] for e in log.epochs
+    )
+    return model, dict(
+        model=kind,
+        workers=workers,
+        epochs=epochs,
+        seconds=seconds,
+        effective_words=effective,
+        raw_words=raw,
+        words_per_s=effective / seconds,
+        log_words_per_s=log_rate,
+        last_log_line=log.epochs[-1]["line"],
+    )
 
 # %% [markdown]
 # Train the three evaluated models (one worker, reproducible):
 
 # %%
 gensim_models, runs = {}, []
-for kind, epochs in [("skip-gram", cfg.sg_epochs), ("CBOW", cfg.cbow_epochs), ("FastText", cfg.fasttext_epochs)]:
+for kind, epochs in [
+    ("skip-gram", cfg.sg_epochs),
+    ("CBOW", cfg.cbow_epochs),
+    ("FastText", cfg.fasttext_epochs),
+]:
     gensim_models[kind], run = train_gensim(kind, workers=1, epochs=epochs)
     runs.append(run)
-    print(f"{kind:9s} {epochs} epochs, 1 worker: {run['seconds']:5.1f} s | {run['last_log_line']}")
-vocab = gensim_models["skip-gram"].wv.index_to_key  # most frequent first; the same for all three models
-assert all(gensim_models[k].wv.index_to_key == vocab for k in gensim_models) and len(vocab) == n_vocab_min
+    print(
+        f"{kind:9s} {epochs} epochs, 1 worker: {run['seconds']:5.1f} s | {run['last_log_line']}"
+    )
+vocab = gensim_models[
+    "skip-gram"
+].wv.index_to_key  # most frequent first; the same for all three models
+assert (
+    all(gensim_models[k].wv.index_to_key == vocab for k in gensim_models)
+    and len(vocab) == n_vocab_min
+)
 
 # %% [markdown]
 # And one epoch of each on both cores, for the throughput table at the end of the chapter (these vectors are
@@ -338,14 +418,22 @@ assert all(gensim_models[k].wv.index_to_key == vocab for k in gensim_models) and
 for kind in ["skip-gram", "CBOW", "FastText"]:
     _, run = train_gensim(kind, workers=2, epochs=1)
     runs.append(run)
-    print(f"{kind:9s} 1 epoch, 2 workers: {run['seconds']:5.1f} s | {run['last_log_line']}")
+    print(
+        f"{kind:9s} 1 epoch, 2 workers: {run['seconds']:5.1f} s | {run['last_log_line']}"
+    )
 runs = pd.DataFrame(runs)
 rate = runs.set_index(["model", "workers"])["words_per_s"]
 for kind, key in [("skip-gram", "sg"), ("CBOW", "cbow"), ("FastText", "ft")]:
     glue(f"wps_{key}_2", float(rate[kind, 2]), display=False)
     glue(f"wps_{key}_1", float(rate[kind, 1]), display=False)
-    glue(f"train_s_{key}", float(runs.set_index(["model", "workers"]).loc[(kind, 1), "seconds"]), display=False)
-glue("effective_share", float(runs.effective_words[0] / runs.raw_words[0]), display=False)
+    glue(
+        f"train_s_{key}",
+        float(runs.set_index(["model", "workers"]).loc[(kind, 1), "seconds"]),
+        display=False,
+    )
+glue(
+    "effective_share", float(runs.effective_words[0] / runs.raw_words[0]), display=False
+)
 assert rate["CBOW", 2] > rate["skip-gram", 2] > rate["FastText", 2]
 
 # %% [markdown]
@@ -377,11 +465,17 @@ assert rate["CBOW", 2] > rate["skip-gram", 2] > rate["FastText", 2]
 
 # %%
 word_index = {w: i for i, w in enumerate(vocab)}
-vocab_counts = np.array([gensim_models["skip-gram"].wv.get_vecattr(w, "count") for w in vocab])
-sentence_ids = [np.array([word_index[w] for w in s if w in word_index], np.int32) for s in corpus]
+vocab_counts = np.array(
+    [gensim_models["skip-gram"].wv.get_vecattr(w, "count") for w in vocab]
+)
+sentence_ids = [
+    np.array([word_index[w] for w in s if w in word_index], np.int32) for s in corpus
+]
 
 
-def cooccurrence_matrix(sentences: list[np.ndarray], window: int, size: int) -> sp.csr_matrix:
+def cooccurrence_matrix(
+    sentences: list[np.ndarray], window: int, size: int
+) -> sp.csr_matrix:
     """Symmetric counts #(w, c) of words within ``window`` positions of each other in the same sentence."""
     ids = np.concatenate(sentences)
     sentence_of = np.repeat(np.arange(len(sentences)), [len(s) for s in sentences])
@@ -391,27 +485,44 @@ def cooccurrence_matrix(sentences: list[np.ndarray], window: int, size: int) -> 
         rows += [ids[same], ids[same + distance]]
         cols += [ids[same + distance], ids[same]]
     rows, cols = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.ones(len(rows), np.float64), (rows, cols)), shape=(size, size))
+    return sp.csr_matrix(
+        (np.ones(len(rows), np.float64), (rows, cols)), shape=(size, size)
+    )
 
 
 start = time.perf_counter()
 cooc = cooccurrence_matrix(sentence_ids, cfg.window, len(vocab))
-word_marginal, context_marginal = np.asarray(cooc.sum(axis=1)).ravel(), np.asarray(cooc.sum(axis=0)).ravel()
-p_context = context_marginal**0.75 / (context_marginal**0.75).sum()  # smoothed context distribution
+word_marginal, context_marginal = (
+    np.asarray(cooc.sum(axis=1)).ravel(),
+    np.asarray(cooc.sum(axis=0)).ravel(),
+)
+p_context = (
+    context_marginal**0.75 / (context_marginal**0.75).sum()
+)  # smoothed context distribution
 coo = cooc.tocoo()
-pmi = np.log(coo.data / cooc.sum()) - np.log(word_marginal[coo.row] / cooc.sum()) - np.log(p_context[coo.col])
+pmi = (
+    np.log(coo.data / cooc.sum())
+    - np.log(word_marginal[coo.row] / cooc.sum())
+    - np.log(p_context[coo.col])
+)
 ppmi = sp.csr_matrix((np.maximum(pmi, 0), (coo.row, coo.col)), shape=cooc.shape)
 ppmi.eliminate_zeros()
-svd = TruncatedSVD(n_components=cfg.dim, algorithm="randomized", n_iter=5, random_state=0)
+svd = TruncatedSVD(
+    n_components=cfg.dim, algorithm="randomized", n_iter=5, random_state=0
+)
 svd_vectors = svd.fit_transform(ppmi) / np.sqrt(svd.singular_values_)  # U Σ^(1/2)
 svd_seconds = time.perf_counter() - start
-n_zero_rows = int((np.asarray(ppmi.sum(axis=1)).ravel() == 0).sum())  # words with no positive PMI at all
+n_zero_rows = int(
+    (np.asarray(ppmi.sum(axis=1)).ravel() == 0).sum()
+)  # words with no positive PMI at all
 glue("n_zero_rows", n_zero_rows, display=False)
 glue("ppmi_nnz", int(ppmi.nnz), display=False)
 glue("ppmi_density", float(ppmi.nnz / len(vocab) ** 2), display=False)
 glue("svd_seconds", float(svd_seconds), display=False)
-print(f"co-occurrence {cooc.shape}, {cooc.nnz:,} non-zeros; PPMI keeps {ppmi.nnz:,} "
-      f"({ppmi.nnz / len(vocab) ** 2:.2%} dense); counts + PPMI + SVD: {svd_seconds:.1f} s")
+print(
+    f"co-occurrence {cooc.shape}, {cooc.nnz:,} non-zeros; PPMI keeps {ppmi.nnz:,} "
+    f"({ppmi.nnz / len(vocab) ** 2:.2%} dense); counts + PPMI + SVD: {svd_seconds:.1f} s"
+)
 
 # %% [markdown]
 # The PPMI matrix has {glue:text}`ppmi_nnz:,` positive entries ({glue:text}`ppmi_density:.2%` of all cells);
@@ -429,14 +540,17 @@ print(f"co-occurrence {cooc.shape}, {cooc.nnz:,} non-zeros; PPMI keeps {ppmi.nnz
 
 # %%
 # lmlib: embeddings
-def noise_distribution(counts: Sequence[int] | np.ndarray, power: float = 0.75) -> np.ndarray:
+def noise_distribution(
+    counts: Sequence[int] | np.ndarray, power: float = 0.75
+) -> np.ndarray:
     """The negative-sampling noise distribution P_n(w) proportional to count(w)**power (float64, sums to 1)."""
     weights = np.asarray(counts, dtype=np.float64) ** power
     return weights / weights.sum()
 
 
-def keep_probabilities(counts: Sequence[int] | np.ndarray, sample: float = 1e-3,
-                       variant: str = "word2vec") -> np.ndarray:
+def keep_probabilities(
+    counts: Sequence[int] | np.ndarray, sample: float = 1e-3, variant: str = "word2vec"
+) -> np.ndarray:
     """Probability of keeping each occurrence of each word under subsampling, with f = count / total.
 
     ``variant="paper"``: Mikolov et al. (2013b) discard with probability 1 - sqrt(t / f), so keep
@@ -453,14 +567,20 @@ def keep_probabilities(counts: Sequence[int] | np.ndarray, sample: float = 1e-3,
     return np.minimum(keep, 1.0)
 
 
-def subsample(sentences: Iterable[np.ndarray], keep_prob: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+def subsample(
+    sentences: Iterable[np.ndarray], keep_prob: np.ndarray, seed: int = 0
+) -> list[np.ndarray]:
     """Keep each token (a word id) with probability ``keep_prob[id]``; deterministic for a given ``seed``."""
     rng = np.random.default_rng(seed)
     return [s[rng.random(len(s)) < keep_prob[s]] for s in map(np.asarray, sentences)]
 
 
-def skipgram_pairs(sentences: Sequence[np.ndarray], window: int, dynamic_window: bool = True,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def skipgram_pairs(
+    sentences: Sequence[np.ndarray],
+    window: int,
+    dynamic_window: bool = True,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """All skip-gram (centre, context) pairs of a corpus of word-id arrays, computed with numpy at once.
 
     Pairs never cross a sentence boundary and never pair a position with itself. With ``dynamic_window``
@@ -469,18 +589,30 @@ def skipgram_pairs(sentences: Sequence[np.ndarray], window: int, dynamic_window:
     Returns ``(centres, contexts)`` as int32 arrays, ordered by distance then position (shuffle them before
     training). Deterministic for a given ``seed``.
     """
-    ids = np.concatenate([np.asarray(s, np.int32) for s in sentences] or [np.zeros(0, np.int32)])
+    ids = np.concatenate(
+        [np.asarray(s, np.int32) for s in sentences] or [np.zeros(0, np.int32)]
+    )
     sentence_of = np.repeat(np.arange(len(sentences)), [len(s) for s in sentences])
     rng = np.random.default_rng(seed)
-    reach = rng.integers(1, window + 1, size=len(ids)) if dynamic_window else np.full(len(ids), window)
+    reach = (
+        rng.integers(1, window + 1, size=len(ids))
+        if dynamic_window
+        else np.full(len(ids), window)
+    )
     centres, contexts = [], []
     for distance in range(1, window + 1):
         same = sentence_of[:-distance] == sentence_of[distance:]
-        left = np.flatnonzero(same & (reach[:-distance] >= distance))  # centre i, context i + distance
-        right = np.flatnonzero(same & (reach[distance:] >= distance))  # centre i + distance, context i
+        left = np.flatnonzero(
+            same & (reach[:-distance] >= distance)
+        )  # centre i, context i + distance
+        right = np.flatnonzero(
+            same & (reach[distance:] >= distance)
+        )  # centre i + distance, context i
         centres += [ids[left], ids[right + distance]]
         contexts += [ids[left + distance], ids[right]]
-    return np.concatenate(centres).astype(np.int32), np.concatenate(contexts).astype(np.int32)
+    return np.concatenate(centres).astype(np.int32), np.concatenate(contexts).astype(
+        np.int32
+    )
 
 # %% [markdown]
 # Applied to the corpus with gensim's vocabulary and subsampling threshold:
@@ -495,11 +627,21 @@ noise = noise_distribution(vocab_counts)
 glue("n_pairs", len(centres), display=False)
 glue("pairs_per_word", float(pairs_per_word), display=False)
 glue("keep_the", float(keep_prob[word_index["the"]]), display=False)
-glue("keep_the_paper", float(keep_probabilities(vocab_counts, SAMPLE, "paper")[word_index["the"]]), display=False)
+glue(
+    "keep_the_paper",
+    float(keep_probabilities(vocab_counts, SAMPLE, "paper")[word_index["the"]]),
+    display=False,
+)
 glue("noise_the", float(noise[word_index["the"]]), display=False)
-glue("unigram_the", float(vocab_counts[word_index["the"]] / vocab_counts.sum()), display=False)
-print(f"kept {n_kept:,} of {vocab_counts.sum():,} tokens; {len(centres):,} pairs ({pairs_per_word:.2f} per kept "
-      f"token); first pairs: {[(vocab[c], vocab[o]) for c, o in zip(centres[:3], contexts[:3], strict=True)]}")
+glue(
+    "unigram_the",
+    float(vocab_counts[word_index["the"]] / vocab_counts.sum()),
+    display=False,
+)
+print(
+    f"kept {n_kept:,} of {vocab_counts.sum():,} tokens; {len(centres):,} pairs ({pairs_per_word:.2f} per kept "
+    f"token); first pairs: {[(vocab[c], vocab[o]) for c, o in zip(centres[:3], contexts[:3], strict=True)]}"
+)
 
 # %% [markdown]
 # Subsampling keeps each "the" with probability {glue:text}`keep_the:.2f` (the paper's formula with the same
@@ -528,7 +670,9 @@ def sgns_loss(labels, logits):
     ``labels`` has the same shape: 1 for the true context, 0 for noise.
     """
     labels = ops.cast(labels, logits.dtype)
-    per_score = ops.softplus(-logits) * labels + ops.softplus(logits) * (1.0 - labels)  # -log sigmoid(+-s)
+    per_score = ops.softplus(-logits) * labels + ops.softplus(logits) * (
+        1.0 - labels
+    )  # -log sigmoid(+-s)
     return ops.mean(ops.sum(per_score, axis=-1))
 
 
@@ -544,8 +688,12 @@ class SkipGramNS(keras.Model):
         super().__init__(**kwargs)
         self.vocab_size, self.dim = vocab_size, dim
         init = keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim)
-        self.centre_embedding = layers.Embedding(vocab_size, dim, embeddings_initializer=init, name="centre")
-        self.context_embedding = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", name="context")
+        self.centre_embedding = layers.Embedding(
+            vocab_size, dim, embeddings_initializer=init, name="centre"
+        )
+        self.context_embedding = layers.Embedding(
+            vocab_size, dim, embeddings_initializer="zeros", name="context"
+        )
 
     def call(self, inputs):
         centres, candidates = inputs
@@ -558,8 +706,15 @@ class SkipGramNS(keras.Model):
         return ops.convert_to_numpy(self.centre_embedding.embeddings)
 
 
-def sgns_dataset(centres: np.ndarray, contexts: np.ndarray, noise: np.ndarray, negatives: int,
-                 batch_size: int, seed: int = 0, table_size: int = 1_000_000):
+def sgns_dataset(
+    centres: np.ndarray,
+    contexts: np.ndarray,
+    noise: np.ndarray,
+    negatives: int,
+    batch_size: int,
+    seed: int = 0,
+    table_size: int = 1_000_000,
+):
     """A ``tf.data`` pipeline of ``((centres, candidates), labels)`` batches for :class:`SkipGramNS`.
 
     The pairs are shuffled once with ``seed``. Each batch draws ``negatives`` noise words per pair from
@@ -570,20 +725,36 @@ def sgns_dataset(centres: np.ndarray, contexts: np.ndarray, noise: np.ndarray, n
     import tensorflow as tf
 
     order = np.random.default_rng(seed).permutation(len(centres))
-    table = tf.constant(np.repeat(np.arange(len(noise), dtype=np.int32),
-                                  np.round(np.asarray(noise) * table_size).astype(np.int64)))
+    table = tf.constant(
+        np.repeat(
+            np.arange(len(noise), dtype=np.int32),
+            np.round(np.asarray(noise) * table_size).astype(np.int64),
+        )
+    )
     label_row = tf.constant([[1.0] + [0.0] * negatives])
 
     def add_negatives(step, batch):
         centre, context = batch
         size = tf.shape(centre)[0]
-        index = tf.random.stateless_uniform((size, negatives), seed=tf.stack([tf.cast(seed, tf.int64), step]),
-                                            maxval=tf.shape(table, out_type=tf.int64)[0], dtype=tf.int64)
-        candidates = tf.concat([context[:, None], tf.gather(table, index)], axis=1)  # (batch, 1 + k)
+        index = tf.random.stateless_uniform(
+            (size, negatives),
+            seed=tf.stack([tf.cast(seed, tf.int64), step]),
+            maxval=tf.shape(table, out_type=tf.int64)[0],
+            dtype=tf.int64,
+        )
+        candidates = tf.concat(
+            [context[:, None], tf.gather(table, index)], axis=1
+        )  # (batch, 1 + k)
         return (centre, candidates), tf.tile(label_row, (size, 1))
 
-    pairs = tf.data.Dataset.from_tensor_slices((centres[order], contexts[order])).batch(batch_size)
-    return pairs.enumerate().map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    pairs = tf.data.Dataset.from_tensor_slices((centres[order], contexts[order])).batch(
+        batch_size
+    )
+    return (
+        pairs.enumerate()
+        .map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 # %% [markdown]
 # First a numerical check of the loss against the formula written directly with numpy on random logits, and
@@ -594,14 +765,21 @@ rng = np.random.default_rng(0)
 check_logits = rng.normal(size=(4, 1 + NEGATIVES)).astype(np.float32)
 check_labels = np.eye(1, 1 + NEGATIVES, dtype=np.float32).repeat(4, axis=0)
 log_sigmoid = lambda x: -np.log1p(np.exp(-x))  # noqa: E731
-by_hand = -(log_sigmoid(check_logits[:, 0]) + log_sigmoid(-check_logits[:, 1:]).sum(axis=1)).mean()
+by_hand = -(
+    log_sigmoid(check_logits[:, 0]) + log_sigmoid(-check_logits[:, 1:]).sum(axis=1)
+).mean()
 loss_diff = abs(float(sgns_loss(check_labels, check_logits)) - by_hand)
 tiny = SkipGramNS(vocab_size=10, dim=3)
 tiny((np.array([0]), np.array([[0, 1]])))  # build the tables
 tiny.context_embedding.embeddings.assign(rng.normal(size=(10, 3)))
 scores = ops.convert_to_numpy(tiny((np.array([1, 2]), np.array([[3, 4], [5, 6]]))))
-table_u, table_c = tiny.word_vectors(), ops.convert_to_numpy(tiny.context_embedding.embeddings)
-score_diff = np.abs(scores - np.einsum("bd,bkd->bk", table_u[[1, 2]], table_c[[[3, 4], [5, 6]]])).max()
+table_u, table_c = (
+    tiny.word_vectors(),
+    ops.convert_to_numpy(tiny.context_embedding.embeddings),
+)
+score_diff = np.abs(
+    scores - np.einsum("bd,bkd->bk", table_u[[1, 2]], table_c[[[3, 4], [5, 6]]])
+).max()
 print(f"max |loss - numpy| = {loss_diff:.2e}, max |score - U C^T| = {score_diff:.2e}")
 assert loss_diff < 1e-5 and score_diff < 1e-6
 
@@ -625,13 +803,17 @@ class LossEvery(keras.callbacks.Callback):
 
 sgns = SkipGramNS(len(vocab), cfg.dim)
 sgns.compile(optimizer=keras.optimizers.Adam(0.01), loss=sgns_loss)
-sgns_ds = sgns_dataset(centres, contexts, noise, NEGATIVES, cfg.sgns_batch, seed=0).take(cfg.sgns_steps)
+sgns_ds = sgns_dataset(
+    centres, contexts, noise, NEGATIVES, cfg.sgns_batch, seed=0
+).take(cfg.sgns_steps)
 loss_log = LossEvery(every=max(1, cfg.sgns_steps // 20))
 start = time.perf_counter()
 sgns.fit(sgns_ds, epochs=1, verbose=0, shuffle=False, callbacks=[loss_log])
 sgns_seconds = time.perf_counter() - start
 sgns_pairs = cfg.sgns_steps * cfg.sgns_batch
-sgns_words_per_s = sgns_pairs / pairs_per_word / sgns_seconds  # centre words covered per second
+sgns_words_per_s = (
+    sgns_pairs / pairs_per_word / sgns_seconds
+)  # centre words covered per second
 glue("sgns_batch", int(cfg.sgns_batch), display=False)
 glue("sg_epochs", int(cfg.sg_epochs), display=False)
 glue("sgns_steps", int(cfg.sgns_steps), display=False)
@@ -639,14 +821,21 @@ glue("sgns_epoch_share", float(sgns_pairs / len(centres)), display=False)
 glue("sgns_seconds", float(sgns_seconds), display=False)
 glue("sgns_pairs_per_s", float(sgns_pairs / sgns_seconds), display=False)
 glue("sgns_wps", float(sgns_words_per_s), display=False)
-print(f"{sgns_pairs:,} pairs in {sgns_seconds:.1f} s: {sgns_pairs / sgns_seconds:,.0f} pairs/s, "
-      f"{sgns_words_per_s:,.0f} words/s; loss {loss_log.history[0][1]:.3f} -> {loss_log.history[-1][1]:.3f}")
+print(
+    f"{sgns_pairs:,} pairs in {sgns_seconds:.1f} s: {sgns_pairs / sgns_seconds:,.0f} pairs/s, "
+    f"{sgns_words_per_s:,.0f} words/s; loss {loss_log.history[0][1]:.3f} -> {loss_log.history[-1][1]:.3f}"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
 steps, losses = zip(*loss_log.history, strict=True)
 ax.plot(steps, losses, marker="o")
-ax.axhline((1 + NEGATIVES) * np.log(2), color="gray", linestyle="--", label="at initialisation: $(1+k)\\log 2$")
+ax.axhline(
+    (1 + NEGATIVES) * np.log(2),
+    color="gray",
+    linestyle="--",
+    label="at initialisation: $(1+k)\\log 2$",
+)
 ax.set_xlabel("training step")
 ax.set_ylabel("running mean SGNS loss")
 ax.legend()
@@ -698,8 +887,12 @@ def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
     return kv
 
 
-def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str | Path],
-                     restrict_vocab: int = 30_000) -> dict[str, float]:
+def benchmark_scores(
+    kv,
+    analogies: str | Path,
+    similarity_sets: dict[str, str | Path],
+    restrict_vocab: int = 30_000,
+) -> dict[str, float]:
     """Analogy accuracies (semantic, syntactic, all) and Spearman correlations of gensim ``KeyedVectors``.
 
     Uses gensim's ``evaluate_word_analogies`` (3CosAdd over the ``restrict_vocab`` most frequent words,
@@ -715,11 +908,18 @@ def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str |
     quiet.setLevel(logging.ERROR)  # gensim logs every section at INFO
     try:
         with open(analogies, encoding="utf-8") as lines:
-            n_questions = sum(1 for line in lines if line.strip() and not line.startswith(":"))
-        _, sections = kv.evaluate_word_analogies(analogies, restrict_vocab=restrict_vocab, case_insensitive=True)
+            n_questions = sum(
+                1 for line in lines if line.strip() and not line.startswith(":")
+            )
+        _, sections = kv.evaluate_word_analogies(
+            analogies, restrict_vocab=restrict_vocab, case_insensitive=True
+        )
         sections = [s for s in sections if s["section"] != "Total accuracy"]
-        groups = {"semantic": [s for s in sections if not s["section"].startswith("gram")],
-                  "syntactic": [s for s in sections if s["section"].startswith("gram")], "analogy": sections}
+        groups = {
+            "semantic": [s for s in sections if not s["section"].startswith("gram")],
+            "syntactic": [s for s in sections if s["section"].startswith("gram")],
+            "analogy": sections,
+        }
         scores = {}
         for name, group in groups.items():
             correct = sum(len(s["correct"]) for s in group)
@@ -728,8 +928,9 @@ def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str |
             scores[f"{name} questions"] = seen
         scores["analogy coverage"] = scores["analogy questions"] / n_questions
         for name, path in similarity_sets.items():
-            _, spearman, oov_percent = kv.evaluate_word_pairs(path, restrict_vocab=restrict_vocab,
-                                                              case_insensitive=True)
+            _, spearman, oov_percent = kv.evaluate_word_pairs(
+                path, restrict_vocab=restrict_vocab, case_insensitive=True
+            )
             scores[f"{name} rho"] = float(spearman[0])
             scores[f"{name} coverage"] = 1 - oov_percent / 100
     finally:
@@ -741,25 +942,58 @@ def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str |
 
 # %%
 analogy_path = fetch("word_similarity", "questions-words.txt")
-similarity_sets = {"WS-353": fetch("word_similarity", "wordsim353.tsv"),
-                   "SimLex-999": fetch("word_similarity", "simlex999.txt")}
+similarity_sets = {
+    "WS-353": fetch("word_similarity", "wordsim353.tsv"),
+    "SimLex-999": fetch("word_similarity", "simlex999.txt"),
+}
 vectors = {kind: model.wv for kind, model in gensim_models.items()}
 vectors["PPMI-SVD"] = keyed_vectors(vocab, svd_vectors)
 vectors["Keras SGNS"] = keyed_vectors(vocab, sgns.word_vectors())
-scores = pd.DataFrame({name: benchmark_scores(kv, analogy_path, similarity_sets) for name, kv in vectors.items()}).T
-bench_columns = ["semantic acc", "syntactic acc", "analogy acc", "WS-353 rho", "SimLex-999 rho"]
+scores = pd.DataFrame(
+    {
+        name: benchmark_scores(kv, analogy_path, similarity_sets)
+        for name, kv in vectors.items()
+    }
+).T
+bench_columns = [
+    "semantic acc",
+    "syntactic acc",
+    "analogy acc",
+    "WS-353 rho",
+    "SimLex-999 rho",
+]
 bench_table = scores[bench_columns].astype(float)
 display(bench_table.style.format("{:.3f}"))
-coverage = scores.loc["skip-gram", ["semantic questions", "syntactic questions", "analogy coverage",
-                                    "WS-353 coverage", "SimLex-999 coverage"]]
-assert (scores[coverage.index].nunique() == 1).all()  # the same coverage for every model
+coverage = scores.loc[
+    "skip-gram",
+    [
+        "semantic questions",
+        "syntactic questions",
+        "analogy coverage",
+        "WS-353 coverage",
+        "SimLex-999 coverage",
+    ],
+]
+assert (
+    scores[coverage.index].nunique() == 1
+).all()  # the same coverage for every model
 print("coverage (same for all models):", coverage.to_dict())
 
 # %%
-for name, key in [("skip-gram", "sg"), ("CBOW", "cbow"), ("FastText", "ft"), ("PPMI-SVD", "svd"),
-                  ("Keras SGNS", "keras")]:
-    for column, short in [("semantic acc", "sem"), ("syntactic acc", "syn"), ("analogy acc", "all"),
-                          ("WS-353 rho", "ws"), ("SimLex-999 rho", "simlex")]:
+for name, key in [
+    ("skip-gram", "sg"),
+    ("CBOW", "cbow"),
+    ("FastText", "ft"),
+    ("PPMI-SVD", "svd"),
+    ("Keras SGNS", "keras"),
+]:
+    for column, short in [
+        ("semantic acc", "sem"),
+        ("syntactic acc", "syn"),
+        ("analogy acc", "all"),
+        ("WS-353 rho", "ws"),
+        ("SimLex-999 rho", "simlex"),
+    ]:
         glue(f"{short}_{key}", float(scores.loc[name, column]), display=False)
 glue("n_sem_q", int(coverage["semantic questions"]), display=False)
 section = None
@@ -779,12 +1013,24 @@ glue("chance_analogy", 1 / (len(vocab) - 3), display=False)
 glue("tab_w2v_bench", bench_table.style.format("{:.3f}"), display=False)
 best_analogy = bench_table["analogy acc"].idxmax()
 glue("best_analogy_model", best_analogy, display=False)
-assert bench_table["semantic acc"].idxmax() == "PPMI-SVD" and bench_table["WS-353 rho"].idxmax() == "PPMI-SVD"
-assert best_analogy == "FastText" and scores.loc["FastText", "syntactic acc"] > scores.loc["FastText", "semantic acc"]
-assert bench_table["analogy acc"].min() > 10 / len(vocab)  # every model is far above chance
+assert (
+    bench_table["semantic acc"].idxmax() == "PPMI-SVD"
+    and bench_table["WS-353 rho"].idxmax() == "PPMI-SVD"
+)
+assert (
+    best_analogy == "FastText"
+    and scores.loc["FastText", "syntactic acc"] > scores.loc["FastText", "semantic acc"]
+)
+assert bench_table["analogy acc"].min() > 10 / len(
+    vocab
+)  # every model is far above chance
 assert (bench_table[["WS-353 rho", "SimLex-999 rho"]] > 0).all().all()
 assert (bench_table["WS-353 rho"] > bench_table["SimLex-999 rho"]).all()
-assert scores.loc["CBOW", "analogy acc"] > scores.loc["skip-gram", "analogy acc"] > scores.loc["Keras SGNS", "analogy acc"]
+assert (
+    scores.loc["CBOW", "analogy acc"]
+    > scores.loc["skip-gram", "analogy acc"]
+    > scores.loc["Keras SGNS", "analogy acc"]
+)
 
 # %% [markdown]
 # ```{glue:figure} tab_w2v_bench
@@ -834,10 +1080,28 @@ assert scores.loc["CBOW", "analogy acc"] > scores.loc["skip-gram", "analogy acc"
 # The nearest neighbours (by cosine) of a few words, for skip-gram, FastText and PPMI–SVD:
 
 # %%
-probe_words = ["king", "france", "war", "music", "river", "january", "good", "three", "played", "computer"]
-neighbours = pd.DataFrame({name: [", ".join(w for w, _ in vectors[name].most_similar(word, topn=5))
-                                  for word in probe_words] for name in ["skip-gram", "FastText", "PPMI-SVD"]},
-                          index=pd.Index(probe_words, name="word"))
+probe_words = [
+    "king",
+    "france",
+    "war",
+    "music",
+    "river",
+    "january",
+    "good",
+    "three",
+    "played",
+    "computer",
+]
+neighbours = pd.DataFrame(
+    {
+        name: [
+            ", ".join(w for w, _ in vectors[name].most_similar(word, topn=5))
+            for word in probe_words
+        ]
+        for name in ["skip-gram", "FastText", "PPMI-SVD"]
+    },
+    index=pd.Index(probe_words, name="word"),
+)
 neighbours
 
 # %% [markdown]
@@ -851,10 +1115,16 @@ neighbours
 # work and some of which do not:
 
 # %%
-analogy_examples = [("man", "king", "woman", "queen"), ("france", "paris", "germany", "berlin"),
-                    ("france", "paris", "japan", "tokyo"), ("big", "bigger", "small", "smaller"),
-                    ("good", "better", "bad", "worse"), ("go", "went", "see", "saw"),
-                    ("walk", "walking", "swim", "swimming"), ("one", "two", "three", "four")]
+analogy_examples = [
+    ("man", "king", "woman", "queen"),
+    ("france", "paris", "germany", "berlin"),
+    ("france", "paris", "japan", "tokyo"),
+    ("big", "bigger", "small", "smaller"),
+    ("good", "better", "bad", "worse"),
+    ("go", "went", "see", "saw"),
+    ("walk", "walking", "swim", "swimming"),
+    ("one", "two", "three", "four"),
+]
 rows = []
 for a, b, c, expected in analogy_examples:
     row = {"question": f"{a} : {b} :: {c} : ?", "expected": expected}
@@ -863,11 +1133,16 @@ for a, b, c, expected in analogy_examples:
         row[name] = answer + (" ✓" if answer == expected else "")
     rows.append(row)
 analogy_table = pd.DataFrame(rows).set_index("question")
-n_ok = {name: int(analogy_table[name].str.endswith("✓").sum()) for name in ["skip-gram", "FastText"]}
+n_ok = {
+    name: int(analogy_table[name].str.endswith("✓").sum())
+    for name in ["skip-gram", "FastText"]
+}
 glue("n_examples", len(analogy_examples), display=False)
 glue("n_ok_sg", n_ok["skip-gram"], display=False)
 glue("n_ok_ft", n_ok["FastText"], display=False)
-assert 0 < n_ok["skip-gram"] < len(analogy_examples) and 0 < n_ok["FastText"] < len(analogy_examples)
+assert 0 < n_ok["skip-gram"] < len(analogy_examples) and 0 < n_ok["FastText"] < len(
+    analogy_examples
+)
 analogy_table
 
 # %% [markdown]
@@ -883,11 +1158,19 @@ analogy_table
 # %%
 unseen_words = ["lnguage", "languge", "computerized", "unfriendly", "footballers"]
 oov_table = pd.DataFrame(
-    {"in vocabulary": [w in word_index for w in unseen_words],
-     "training count": [counts.get(w, 0) for w in unseen_words],
-     "FastText neighbours": [", ".join(w for w, _ in vectors["FastText"].most_similar(word, topn=5))
-                             for word in unseen_words]}, index=pd.Index(unseen_words, name="word"))
-assert not oov_table.loc[["lnguage", "languge", "computerized", "unfriendly"], "in vocabulary"].any()
+    {
+        "in vocabulary": [w in word_index for w in unseen_words],
+        "training count": [counts.get(w, 0) for w in unseen_words],
+        "FastText neighbours": [
+            ", ".join(w for w, _ in vectors["FastText"].most_similar(word, topn=5))
+            for word in unseen_words
+        ],
+    },
+    index=pd.Index(unseen_words, name="word"),
+)
+assert not oov_table.loc[
+    ["lnguage", "languge", "computerized", "unfriendly"], "in vocabulary"
+].any()
 oov_table
 
 # %% [markdown]
@@ -900,9 +1183,40 @@ oov_table
 
 # %%
 word_groups = {
-    "country": ["france", "germany", "italy", "japan", "russia", "spain", "china", "egypt", "england"],
-    "capital": ["paris", "berlin", "rome", "tokyo", "moscow", "madrid", "beijing", "cairo", "london"],
-    "number": ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"],
+    "country": [
+        "france",
+        "germany",
+        "italy",
+        "japan",
+        "russia",
+        "spain",
+        "china",
+        "egypt",
+        "england",
+    ],
+    "capital": [
+        "paris",
+        "berlin",
+        "rome",
+        "tokyo",
+        "moscow",
+        "madrid",
+        "beijing",
+        "cairo",
+        "london",
+    ],
+    "number": [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+    ],
     "verb (present)": ["go", "take", "see", "give", "come", "write", "begin"],
     "verb (past)": ["went", "took", "saw", "gave", "came", "wrote", "began"],
 }
@@ -910,16 +1224,22 @@ plot_words = [w for group in word_groups.values() for w in group]
 assert all(w in word_index for w in plot_words)
 plot_vectors = vectors["skip-gram"][plot_words]
 plot_vectors = plot_vectors / np.linalg.norm(plot_vectors, axis=1, keepdims=True)
-projections = {"PCA": PCA(n_components=2, random_state=0).fit_transform(plot_vectors),
-               "t-SNE": TSNE(n_components=2, perplexity=8, init="pca", random_state=0).fit_transform(plot_vectors)}
+projections = {
+    "PCA": PCA(n_components=2, random_state=0).fit_transform(plot_vectors),
+    "t-SNE": TSNE(
+        n_components=2, perplexity=8, init="pca", random_state=0
+    ).fit_transform(plot_vectors),
+}
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
 for ax, (method, points) in zip(axes, projections.items(), strict=True):
     start = 0
     for group, words in word_groups.items():
-        group_points = points[start:start + len(words)]
+        group_points = points[start : start + len(words)]
         ax.scatter(group_points[:, 0], group_points[:, 1], label=group)
         for word, (x, y) in zip(words, group_points, strict=True):
-            ax.annotate(word, (x, y), fontsize=8, xytext=(2, 2), textcoords="offset points")
+            ax.annotate(
+                word, (x, y), fontsize=8, xytext=(2, 2), textcoords="offset points"
+            )
         start += len(words)
     ax.set_title(method)
     ax.set_xlabel(f"{method} dimension 1")
@@ -976,25 +1296,64 @@ def average_vectors(kv, texts: list[str], oov_vectors: bool = False) -> np.ndarr
 
 # %%
 classifiers = {
-    "bag of words (TF-IDF 1-2 grams)": (make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                                                      LogisticRegression(C=4.0, max_iter=2000)), sentences)}
-for name, oov in [("skip-gram", False), ("CBOW", False), ("FastText", True), ("PPMI-SVD", False)]:
-    classifiers[f"average {name} vectors"] = (make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                                              average_vectors(vectors[name], sentences, oov_vectors=oov))
+    "bag of words (TF-IDF 1-2 grams)": (
+        make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            LogisticRegression(C=4.0, max_iter=2000),
+        ),
+        sentences,
+    )
+}
+for name, oov in [
+    ("skip-gram", False),
+    ("CBOW", False),
+    ("FastText", True),
+    ("PPMI-SVD", False),
+]:
+    classifiers[f"average {name} vectors"] = (
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        average_vectors(vectors[name], sentences, oov_vectors=oov),
+    )
 sentiment = {}
 for name, (classifier, features) in classifiers.items():
-    accuracy = cross_val_score(classifier, features, labels, cv=folds, scoring="accuracy")
+    accuracy = cross_val_score(
+        classifier, features, labels, cv=folds, scoring="accuracy"
+    )
     sentiment[name] = dict(mean=accuracy.mean(), std=accuracy.std())
 sentiment = pd.DataFrame(sentiment).T
 glue("n_mr", len(sentences), display=False)
-glue("mr_bow_mean", float(sentiment.loc["bag of words (TF-IDF 1-2 grams)", "mean"]), display=False)
-glue("mr_bow_std", float(sentiment.loc["bag of words (TF-IDF 1-2 grams)", "std"]), display=False)
-for name, key in [("skip-gram", "sg"), ("CBOW", "cbow"), ("FastText", "ft"), ("PPMI-SVD", "svd")]:
-    glue(f"mr_{key}_mean", float(sentiment.loc[f"average {name} vectors", "mean"]), display=False)
-    glue(f"mr_{key}_std", float(sentiment.loc[f"average {name} vectors", "std"]), display=False)
+glue(
+    "mr_bow_mean",
+    float(sentiment.loc["bag of words (TF-IDF 1-2 grams)", "mean"]),
+    display=False,
+)
+glue(
+    "mr_bow_std",
+    float(sentiment.loc["bag of words (TF-IDF 1-2 grams)", "std"]),
+    display=False,
+)
+for name, key in [
+    ("skip-gram", "sg"),
+    ("CBOW", "cbow"),
+    ("FastText", "ft"),
+    ("PPMI-SVD", "svd"),
+]:
+    glue(
+        f"mr_{key}_mean",
+        float(sentiment.loc[f"average {name} vectors", "mean"]),
+        display=False,
+    )
+    glue(
+        f"mr_{key}_std",
+        float(sentiment.loc[f"average {name} vectors", "std"]),
+        display=False,
+    )
 best_average = sentiment["mean"].drop("bag of words (TF-IDF 1-2 grams)").idxmax()
 glue("mr_best_avg", best_average, display=False)
-assert sentiment["mean"].idxmax() == "bag of words (TF-IDF 1-2 grams)" and (sentiment["mean"] > 0.6).all()
+assert (
+    sentiment["mean"].idxmax() == "bag of words (TF-IDF 1-2 grams)"
+    and (sentiment["mean"] > 0.6).all()
+)
 sentiment.style.format("{:.3f}")
 
 # %% [markdown]
@@ -1010,14 +1369,34 @@ sentiment.style.format("{:.3f}")
 # ## Throughput: gensim against our Keras SGNS
 
 # %%
-keras_run = pd.DataFrame([dict(model=f"Keras SGNS (Adam, batch {cfg.sgns_batch})", workers=2,
-                               epochs=sgns_pairs / len(centres), seconds=sgns_seconds, words_per_s=sgns_words_per_s)])
-throughput = pd.concat([runs[["model", "workers", "epochs", "seconds", "words_per_s"]].astype({"epochs": float}),
-                        keras_run], ignore_index=True)
-throughput = throughput.rename(columns={"workers": "threads / cores", "words_per_s": "effective words/s"})
+keras_run = pd.DataFrame(
+    [
+        dict(
+            model=f"Keras SGNS (Adam, batch {cfg.sgns_batch})",
+            workers=2,
+            epochs=sgns_pairs / len(centres),
+            seconds=sgns_seconds,
+            words_per_s=sgns_words_per_s,
+        )
+    ]
+)
+throughput = pd.concat(
+    [
+        runs[["model", "workers", "epochs", "seconds", "words_per_s"]].astype(
+            {"epochs": float}
+        ),
+        keras_run,
+    ],
+    ignore_index=True,
+)
+throughput = throughput.rename(
+    columns={"workers": "threads / cores", "words_per_s": "effective words/s"}
+)
 glue("speedup_sg", float(rate["skip-gram", 2] / sgns_words_per_s), display=False)
 assert rate["skip-gram", 2] > sgns_words_per_s
-throughput.style.format({"epochs": "{:.2f}", "seconds": "{:.1f}", "effective words/s": "{:,.0f}"})
+throughput.style.format(
+    {"epochs": "{:.2f}", "seconds": "{:.1f}", "effective words/s": "{:,.0f}"}
+)
 
 # %% [markdown]
 # gensim's skip-gram processes {glue:text}`speedup_sg:.0f` times as many words per second as our Keras version

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,13 +23,16 @@
 # baseline and with each other at equal parameter count.
 
 # %%
-# In Colab (or anywhere lmlib is missing), install the book's library first.
+# In Colab (or any Jupyter without the book's environment), install lmlib
+# (the book's library) at this book's release, with the extra that brings what the
+# chapters import (NLTK, gensim, TensorFlow/Keras, myst-nb, pandas, scikit-learn).
 import importlib.util
 import subprocess
 import sys
 
+LMLIB = "lmlib[book] @ git+https://github.com/llm-principles/llm-book@v0.1.0"
 if importlib.util.find_spec("lmlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", LMLIB], check=True)
 
 # %% [markdown]
 # The setup cell seeds Python, NumPy and Keras, makes TensorFlow's kernels deterministic and shows the active
@@ -53,12 +58,36 @@ from lmlib.profiles import import_tensorflow, setup_chapter
 
 cfg = setup_chapter(
     "04",
-    quick=dict(embed_dim=128, units=128, num_layers=1, batch_size=20, bptt=20, epochs=1, windows_per_epoch=600,
-               optimizer="adam", learning_rate=3e-3, lr_decay=1.0, decay_after=1, init_scale=None,
-               compare_windows=200),
-    full=dict(embed_dim=200, units=200, num_layers=2, batch_size=20, bptt=20, epochs=13, windows_per_epoch=None,
-              optimizer="sgd", learning_rate=1.0, lr_decay=0.5, decay_after=4, init_scale=0.1,
-              compare_windows=2000),
+    quick=dict(
+        embed_dim=128,
+        units=128,
+        num_layers=1,
+        batch_size=20,
+        bptt=20,
+        epochs=1,
+        windows_per_epoch=600,
+        optimizer="adam",
+        learning_rate=3e-3,
+        lr_decay=1.0,
+        decay_after=1,
+        init_scale=None,
+        compare_windows=200,
+    ),
+    full=dict(
+        embed_dim=200,
+        units=200,
+        num_layers=2,
+        batch_size=20,
+        bptt=20,
+        epochs=13,
+        windows_per_epoch=None,
+        optimizer="sgd",
+        learning_rate=1.0,
+        lr_decay=0.5,
+        decay_after=4,
+        init_scale=0.1,
+        compare_windows=2000,
+    ),
     keras=True,
 )
 use_style()
@@ -149,8 +178,13 @@ global_norm = np.sqrt(sum(float(np.sum(g**2)) for g in grads))
 tau = 2.0
 clipped_by_hand = [g * min(1.0, tau / global_norm) for g in grads]
 clipped_by_tf, _ = tf.clip_by_global_norm(grads, tau)
-clip_diff = max(float(np.abs(a - b.numpy()).max()) for a, b in zip(clipped_by_hand, clipped_by_tf, strict=True))
-print(f"global norm {global_norm:.3f} -> {tau}; max |by hand - tf.clip_by_global_norm| = {clip_diff:.1e}")
+clip_diff = max(
+    float(np.abs(a - b.numpy()).max())
+    for a, b in zip(clipped_by_hand, clipped_by_tf, strict=True)
+)
+print(
+    f"global norm {global_norm:.3f} -> {tau}; max |by hand - tf.clip_by_global_norm| = {clip_diff:.1e}"
+)
 assert clip_diff < 1e-6
 
 # %% [markdown]
@@ -245,15 +279,27 @@ class SimpleRNNCellScratch(layers.Layer):
         self.output_size = units
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform",
-                                      name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
-                                                name="recurrent_kernel")
-        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.units),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units),
+            initializer="orthogonal",
+            name="recurrent_kernel",
+        )
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="bias"
+        )
 
     def call(self, inputs, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
-        h = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel) + self.bias)
+        h = ops.tanh(
+            ops.matmul(inputs, self.kernel)
+            + ops.matmul(h_prev, self.recurrent_kernel)
+            + self.bias
+        )
         return h, [h]
 
     def get_config(self) -> dict:
@@ -280,22 +326,38 @@ class LSTMCellScratch(layers.Layer):
 
     def build(self, input_shape):
         n = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 4 * n), initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(n, 4 * n), initializer="orthogonal", name="recurrent_kernel")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], 4 * n), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(n, 4 * n), initializer="orthogonal", name="recurrent_kernel"
+        )
         self.bias = self.add_weight(shape=(4 * n,), initializer="zeros", name="bias")
         if self.unit_forget_bias:
-            self.bias.assign(np.concatenate([np.zeros(n), np.ones(n), np.zeros(2 * n)]).astype(self.bias.dtype))
+            self.bias.assign(
+                np.concatenate([np.zeros(n), np.ones(n), np.zeros(2 * n)]).astype(
+                    self.bias.dtype
+                )
+            )
 
     def call(self, inputs, states, training=False):
         h_prev, c_prev = states
-        gates = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel) + self.bias
+        gates = (
+            ops.matmul(inputs, self.kernel)
+            + ops.matmul(h_prev, self.recurrent_kernel)
+            + self.bias
+        )
         i, f, c_candidate, o = ops.split(gates, 4, axis=-1)  # each (batch, units)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(c_candidate)
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, [h, c]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
 
 # %% [markdown]
 # The GRU cell implements both {eq}`eq-rnn-gru` (`reset_after=False`) and {eq}`eq-rnn-gru-reset-after`.
@@ -319,31 +381,49 @@ class GRUCellScratch(layers.Layer):
 
     def build(self, input_shape):
         n = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 3 * n), initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(n, 3 * n), initializer="orthogonal", name="recurrent_kernel")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], 3 * n), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(n, 3 * n), initializer="orthogonal", name="recurrent_kernel"
+        )
         bias_shape = (2, 3 * n) if self.reset_after else (3 * n,)
         self.bias = self.add_weight(shape=bias_shape, initializer="zeros", name="bias")
 
     def call(self, inputs, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         n = self.units
-        input_bias, recurrent_bias = (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, 0.0)
-        x_z, x_r, x_h = ops.split(ops.matmul(inputs, self.kernel) + input_bias, 3, axis=-1)
-        u_h = self.recurrent_kernel[:, 2 * n:]  # candidate block; the z and r blocks are used together below
-        hu_z, hu_r = ops.split(ops.matmul(h_prev, self.recurrent_kernel[:, :2 * n]), 2, axis=-1)
+        input_bias, recurrent_bias = (
+            (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, 0.0)
+        )
+        x_z, x_r, x_h = ops.split(
+            ops.matmul(inputs, self.kernel) + input_bias, 3, axis=-1
+        )
+        u_h = self.recurrent_kernel[
+            :, 2 * n :
+        ]  # candidate block; the z and r blocks are used together below
+        hu_z, hu_r = ops.split(
+            ops.matmul(h_prev, self.recurrent_kernel[:, : 2 * n]), 2, axis=-1
+        )
         if self.reset_after:
-            hu_z, hu_r = hu_z + recurrent_bias[:n], hu_r + recurrent_bias[n:2 * n]
+            hu_z, hu_r = hu_z + recurrent_bias[:n], hu_r + recurrent_bias[n : 2 * n]
         z = ops.sigmoid(x_z + hu_z)
         r = ops.sigmoid(x_r + hu_r)
         if self.reset_after:  # reset gate applied after the matrix multiplication
-            candidate = ops.tanh(x_h + r * (ops.matmul(h_prev, u_h) + recurrent_bias[2 * n:]))
+            candidate = ops.tanh(
+                x_h + r * (ops.matmul(h_prev, u_h) + recurrent_bias[2 * n :])
+            )
         else:  # Cho et al.: reset gate applied to the state before it
             candidate = ops.tanh(x_h + ops.matmul(r * h_prev, u_h))
         h = z * h_prev + (1.0 - z) * candidate
         return h, [h]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "reset_after": self.reset_after}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "reset_after": self.reset_after,
+        }
 
 # %% [markdown]
 # Now the check. For each cell we build a Keras layer and our cell wrapped in `keras.layers.RNN`, copy the
@@ -353,7 +433,9 @@ class GRUCellScratch(layers.Layer):
 
 # %%
 batch, steps, input_dim, units = 4, 7, 5, 6
-parity_inputs = np.random.default_rng(1).normal(size=(batch, steps, input_dim)).astype(np.float32)
+parity_inputs = (
+    np.random.default_rng(1).normal(size=(batch, steps, input_dim)).astype(np.float32)
+)
 pairs = {
     "SimpleRNN": (layers.SimpleRNN, SimpleRNNCellScratch, {}),
     "LSTM": (layers.LSTM, LSTMCellScratch, {}),
@@ -362,19 +444,39 @@ pairs = {
 }
 parity_rows = []
 for name, (keras_layer_class, cell_class, options) in pairs.items():
-    reference = keras_layer_class(units, return_sequences=True, return_state=True, **options)
-    ours = layers.RNN(cell_class(units, **options), return_sequences=True, return_state=True)
+    reference = keras_layer_class(
+        units, return_sequences=True, return_state=True, **options
+    )
+    ours = layers.RNN(
+        cell_class(units, **options), return_sequences=True, return_state=True
+    )
     reference(parity_inputs), ours(parity_inputs)  # build both
-    weights = [w + 0.1 * np.random.default_rng(2).normal(size=w.shape) for w in reference.get_weights()]
+    weights = [
+        w + 0.1 * np.random.default_rng(2).normal(size=w.shape)
+        for w in reference.get_weights()
+    ]
     reference.set_weights(weights)
     ours.set_weights(weights)
-    ref_out, our_out = reference(parity_inputs), ours(parity_inputs)  # [sequence, *final states]
-    diffs = [float(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)).max())
-             for a, b in zip(ref_out, our_out, strict=True)]
-    parity_rows.append(dict(cell=name, weights=" ".join(str(w.shape) for w in weights),
-                            max_diff_sequence=diffs[0], max_diff_final_states=max(diffs[1:])))
+    ref_out, our_out = (
+        reference(parity_inputs),
+        ours(parity_inputs),
+    )  # [sequence, *final states]
+    diffs = [
+        float(np.abs(ops.convert_to_numpy(a) - ops.convert_to_numpy(b)).max())
+        for a, b in zip(ref_out, our_out, strict=True)
+    ]
+    parity_rows.append(
+        dict(
+            cell=name,
+            weights=" ".join(str(w.shape) for w in weights),
+            max_diff_sequence=diffs[0],
+            max_diff_final_states=max(diffs[1:]),
+        )
+    )
 parity = pd.DataFrame(parity_rows).set_index("cell")
-max_parity_diff = float(parity[["max_diff_sequence", "max_diff_final_states"]].to_numpy().max())
+max_parity_diff = float(
+    parity[["max_diff_sequence", "max_diff_final_states"]].to_numpy().max()
+)
 assert max_parity_diff <= 1e-5, parity
 glue("max_parity_diff", max_parity_diff, display=False)
 parity.style.format({"max_diff_sequence": "{:.1e}", "max_diff_final_states": "{:.1e}"})
@@ -396,8 +498,12 @@ parity.style.format({"max_diff_sequence": "{:.1e}", "max_diff_final_states": "{:
 
 # %%
 grad_steps, grad_batch, grad_dim, grad_units = 100, 16, 32, 64
-grad_inputs = tf.constant(np.random.default_rng(3).normal(size=(grad_batch, grad_steps, grad_dim)), tf.float32)
-projection_v = tf.constant(np.random.default_rng(4).normal(size=(grad_units,)), tf.float32)
+grad_inputs = tf.constant(
+    np.random.default_rng(3).normal(size=(grad_batch, grad_steps, grad_dim)), tf.float32
+)
+projection_v = tf.constant(
+    np.random.default_rng(4).normal(size=(grad_units,)), tf.float32
+)
 
 
 def gate_bias(units: int, index: int, gates: int, value: float):
@@ -411,18 +517,30 @@ def input_gradient_norms(layer) -> np.ndarray:
         tape.watch(grad_inputs)
         loss = tf.reduce_sum(layer(grad_inputs) * projection_v)
     gradient = tape.gradient(loss, grad_inputs)  # (batch, steps, dim)
-    return tf.reduce_mean(tf.norm(gradient, axis=-1), axis=0).numpy()[::-1].astype(float)
+    return (
+        tf.reduce_mean(tf.norm(gradient, axis=-1), axis=0).numpy()[::-1].astype(float)
+    )
 
 
 grad_layers = {
     "SimpleRNN": layers.SimpleRNN(grad_units),
-    "SimpleRNN, W_hh x 2": layers.SimpleRNN(grad_units, recurrent_initializer=keras.initializers.Orthogonal(2.0)),
+    "SimpleRNN, W_hh x 2": layers.SimpleRNN(
+        grad_units, recurrent_initializer=keras.initializers.Orthogonal(2.0)
+    ),
     "LSTM": layers.LSTM(grad_units),
-    "LSTM, b_f = 3": layers.LSTM(grad_units, unit_forget_bias=False, bias_initializer=gate_bias(grad_units, 1, 4, 3.0)),
+    "LSTM, b_f = 3": layers.LSTM(
+        grad_units,
+        unit_forget_bias=False,
+        bias_initializer=gate_bias(grad_units, 1, 4, 3.0),
+    ),
     "GRU": layers.GRU(grad_units, reset_after=False),
-    "GRU, b_z = 3": layers.GRU(grad_units, reset_after=False, bias_initializer=gate_bias(grad_units, 0, 3, 3.0)),
+    "GRU, b_z = 3": layers.GRU(
+        grad_units, reset_after=False, bias_initializer=gate_bias(grad_units, 0, 3, 3.0)
+    ),
 }
-grad_norms = pd.DataFrame({name: input_gradient_norms(layer) for name, layer in grad_layers.items()})
+grad_norms = pd.DataFrame(
+    {name: input_gradient_norms(layer) for name, layer in grad_layers.items()}
+)
 grad_norms.index.name = "k (steps back)"
 grad_norms.iloc[[0, 10, 20, 50, 99]].style.format("{:.1e}")
 
@@ -433,8 +551,12 @@ grad_norms.iloc[[0, 10, 20, 50, 99]].style.format("{:.1e}")
 # %%
 fig, ax = plt.subplots()
 for name in grad_norms:
-    ax.plot(grad_norms.index, grad_norms[name].where(grad_norms[name] > 0), label=name,
-            linestyle="--" if "=" in name or "x 2" in name else "-")
+    ax.plot(
+        grad_norms.index,
+        grad_norms[name].where(grad_norms[name] > 0),
+        label=name,
+        linestyle="--" if "=" in name or "x 2" in name else "-",
+    )
 ax.set_yscale("log")
 ax.set_xlabel("k: steps back from the final state")
 ax.set_ylabel(r"$\|\partial L / \partial x_{T-k}\|$ (mean over batch)")
@@ -442,11 +564,19 @@ ax.legend(ncol=2, fontsize="small")
 glue("fig_rnn_gradient_norms", fig, display=False)
 plt.close(fig)
 g = grad_norms.loc[50]
-for key, name in [("rnn", "SimpleRNN"), ("rnn2", "SimpleRNN, W_hh x 2"), ("lstm", "LSTM"), ("lstm3", "LSTM, b_f = 3"),
-                  ("gru", "GRU"), ("gru3", "GRU, b_z = 3")]:
+for key, name in [
+    ("rnn", "SimpleRNN"),
+    ("rnn2", "SimpleRNN, W_hh x 2"),
+    ("lstm", "LSTM"),
+    ("lstm3", "LSTM, b_f = 3"),
+    ("gru", "GRU"),
+    ("gru3", "GRU, b_z = 3"),
+]:
     glue(f"grad50_{key}", float(g[name]), display=False)
     glue(f"grad0_{key}", float(grad_norms.loc[0, name]), display=False)
-assert g["SimpleRNN, W_hh x 2"] > 10 * grad_norms.loc[0, "SimpleRNN, W_hh x 2"]  # explodes
+assert (
+    g["SimpleRNN, W_hh x 2"] > 10 * grad_norms.loc[0, "SimpleRNN, W_hh x 2"]
+)  # explodes
 assert g["SimpleRNN"] < 1e-6 * grad_norms.loc[0, "SimpleRNN"]  # vanishes
 assert g["LSTM, b_f = 3"] > 1e3 * g["LSTM"] and g["GRU, b_z = 3"] > 1e3 * g["GRU"]
 assert g["LSTM"] > g["SimpleRNN"]
@@ -487,7 +617,9 @@ def read_ptb(split: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines() if line.strip()]
 
 
-train_sents, valid_sents, test_sents = (read_ptb(split) for split in ("train", "valid", "test"))
+train_sents, valid_sents, test_sents = (
+    read_ptb(split) for split in ("train", "valid", "test")
+)
 vocab = ["</s>", *sorted({w for s in train_sents for w in s})]
 word_id = {w: i for i, w in enumerate(vocab)}
 
@@ -500,7 +632,9 @@ word_id = {w: i for i, w in enumerate(vocab)}
 
 # %%
 # lmlib: rnn
-def token_stream(sentences: list[list[str]], word_id: dict[str, int], eos: str = "</s>") -> np.ndarray:
+def token_stream(
+    sentences: list[list[str]], word_id: dict[str, int], eos: str = "</s>"
+) -> np.ndarray:
     """One int32 stream of ids: ``eos``, then each sentence's words followed by ``eos``.
 
     The leading ``eos`` is context only, so the stream predicts exactly sum(len(s) + 1) tokens, the count used
@@ -513,8 +647,9 @@ def token_stream(sentences: list[list[str]], word_id: dict[str, int], eos: str =
     return np.array(ids, np.int32)
 
 
-def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
-                       pad: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def contiguous_batches(
+    stream: np.ndarray, batch_size: int, bptt: int, pad: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a token stream into windows for truncated BPTT: ``(inputs, targets, weights)``, each
     (num_windows, batch_size, bptt).
 
@@ -533,10 +668,12 @@ def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
     for values in (inputs, targets, np.ones(len(targets), np.float32)):
         rows = np.zeros((batch_size, max(row_len, num_windows * bptt)), values.dtype)
         flat = np.zeros(batch_size * row_len, values.dtype)
-        kept = values[:batch_size * row_len]
-        flat[:len(kept)] = kept
-        rows[:, :row_len] = flat.reshape(batch_size, row_len)  # row b: pairs b*row_len ... (b+1)*row_len - 1
-        rows = rows[:, :num_windows * bptt]
+        kept = values[: batch_size * row_len]
+        flat[: len(kept)] = kept
+        rows[:, :row_len] = flat.reshape(
+            batch_size, row_len
+        )  # row b: pairs b*row_len ... (b+1)*row_len - 1
+        rows = rows[:, : num_windows * bptt]
         out.append(rows.reshape(batch_size, num_windows, bptt).transpose(1, 0, 2))
     return out[0], out[1], out[2]
 
@@ -547,20 +684,36 @@ def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
 # %%
 toy_x, toy_y, toy_w = contiguous_batches(np.arange(13), batch_size=2, bptt=4, pad=True)
 for j in range(len(toy_x)):
-    print(f"window {j}: inputs {toy_x[j].tolist()}  targets {toy_y[j].tolist()}  weights {toy_w[j].tolist()}")
+    print(
+        f"window {j}: inputs {toy_x[j].tolist()}  targets {toy_y[j].tolist()}  weights {toy_w[j].tolist()}"
+    )
 assert toy_w.sum() == 12 and sorted(toy_y[toy_w > 0].tolist()) == list(range(1, 13))
 
-train_stream, valid_stream, test_stream = (token_stream(s, word_id) for s in (train_sents, valid_sents, test_sents))
-n_predicted = {name: len(stream) - 1 for name, stream in
-               [("train", train_stream), ("valid", valid_stream), ("test", test_stream)]}
-for name, sents in [("train", train_sents), ("valid", valid_sents), ("test", test_sents)]:
+train_stream, valid_stream, test_stream = (
+    token_stream(s, word_id) for s in (train_sents, valid_sents, test_sents)
+)
+n_predicted = {
+    name: len(stream) - 1
+    for name, stream in [
+        ("train", train_stream),
+        ("valid", valid_stream),
+        ("test", test_stream),
+    ]
+}
+for name, sents in [
+    ("train", train_sents),
+    ("valid", valid_sents),
+    ("test", test_sents),
+]:
     assert n_predicted[name] == sum(len(s) + 1 for s in sents)  # chapter 02's count
 train_x, train_y, _ = contiguous_batches(train_stream, cfg.batch_size, cfg.bptt)
 glue("n_vocab", len(vocab), display=False)
 glue("n_test_tokens", n_predicted["test"], display=False)
 glue("n_train_windows", len(train_x), display=False)
-print(f"vocabulary {len(vocab):,}; predicted tokens {n_predicted}; "
-      f"{len(train_x)} training windows of {cfg.batch_size} x {cfg.bptt} per epoch")
+print(
+    f"vocabulary {len(vocab):,}; predicted tokens {n_predicted}; "
+    f"{len(train_x)} training windows of {cfg.batch_size} x {cfg.bptt} per epoch"
+)
 
 # %% [markdown]
 # The model is an embedding, one or more *stateful* recurrent layers (Keras keeps each layer's final state
@@ -576,9 +729,17 @@ print(f"vocabulary {len(vocab):,}; predicted tokens {n_predicted}; "
 RNN_LAYERS = {"rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
 
-def build_rnn_lm(vocab_size: int, embed_dim: int, units: int, *, cell: str = "lstm", num_layers: int = 1,
-                 batch_size: int | None = None, projection: int | None = None,
-                 init_scale: float | None = None) -> keras.Model:
+def build_rnn_lm(
+    vocab_size: int,
+    embed_dim: int,
+    units: int,
+    *,
+    cell: str = "lstm",
+    num_layers: int = 1,
+    batch_size: int | None = None,
+    projection: int | None = None,
+    init_scale: float | None = None,
+) -> keras.Model:
     """Word-level recurrent LM: Embedding -> ``num_layers`` stateful ``cell`` layers -> [Dense(projection)] ->
     Dense(vocab_size) logits, for inputs (batch_size, steps) of word ids.
 
@@ -587,30 +748,56 @@ def build_rnn_lm(vocab_size: int, embed_dim: int, units: int, *, cell: str = "ls
     bias uniformly in +-init_scale (Zaremba et al. 2014; the LSTM forget bias is then not set to 1);
     ``None`` keeps Keras's defaults.
     """
+
     def init():
-        return keras.initializers.RandomUniform(-init_scale, init_scale) if init_scale else None
+        return (
+            keras.initializers.RandomUniform(-init_scale, init_scale)
+            if init_scale
+            else None
+        )
 
     def weights(kind: str) -> dict:
-        return {} if init_scale is None else {f"{kind}_initializer": init(), "bias_initializer": init()}
+        return (
+            {}
+            if init_scale is None
+            else {f"{kind}_initializer": init(), "bias_initializer": init()}
+        )
 
     inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
-    x = layers.Embedding(vocab_size, embed_dim, name="embedding",
-                         **({} if init_scale is None else {"embeddings_initializer": init()}))(inputs)
+    x = layers.Embedding(
+        vocab_size,
+        embed_dim,
+        name="embedding",
+        **({} if init_scale is None else {"embeddings_initializer": init()}),
+    )(inputs)
     for i in range(num_layers):
-        options = weights("kernel") | ({} if init_scale is None else {"recurrent_initializer": init()})
+        options = weights("kernel") | (
+            {} if init_scale is None else {"recurrent_initializer": init()}
+        )
         if cell == "lstm" and init_scale is not None:
             options["unit_forget_bias"] = False
-        x = RNN_LAYERS[cell](units, return_sequences=True, stateful=True, name=f"{cell}_{i + 1}", **options)(x)
+        x = RNN_LAYERS[cell](
+            units,
+            return_sequences=True,
+            stateful=True,
+            name=f"{cell}_{i + 1}",
+            **options,
+        )(x)
     if projection:
         x = layers.Dense(projection, name="projection", **weights("kernel"))(x)
-    logits = layers.Dense(vocab_size, name="logits", **weights("kernel"))(x)  # (batch, steps, vocab)
+    logits = layers.Dense(vocab_size, name="logits", **weights("kernel"))(
+        x
+    )  # (batch, steps, vocab)
     return keras.Model(inputs, logits, name=f"{cell}_lm")
 
 
 def summed_nll(targets, logits):
     """Cross-entropy summed over the time steps of a window (one value per sequence; Keras averages over the
     batch), the loss of Zaremba et al. 2014."""
-    return ops.sum(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True), axis=-1)
+    return ops.sum(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True),
+        axis=-1,
+    )
 
 
 def reset_rnn_states(model: keras.Model) -> None:
@@ -627,7 +814,9 @@ class ResetStatesEachEpoch(keras.callbacks.Callback):
         reset_rnn_states(self.model)
 
 
-def stream_perplexity(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> float:
+def stream_perplexity(
+    model: keras.Model, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray
+) -> float:
     """exp(mean NLL per token) of a stateful LM over windows from ``contiguous_batches(..., pad=True)``.
 
     The windows are read in order with the state carried across them (reset before and after); padding
@@ -638,10 +827,16 @@ def stream_perplexity(model: keras.Model, inputs: np.ndarray, targets: np.ndarra
     @tf.function
     def window_nll(x, y, w):
         logits = model(x, training=False)
-        return ops.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True) * w)
+        return ops.sum(
+            keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            * w
+        )
 
     reset_rnn_states(model)
-    total = sum(float(window_nll(x, y, w)) for x, y, w in zip(inputs, targets, weights, strict=True))
+    total = sum(
+        float(window_nll(x, y, w))
+        for x, y, w in zip(inputs, targets, weights, strict=True)
+    )
     reset_rnn_states(model)
     return math.exp(total / float(weights.sum()))
 
@@ -665,29 +860,62 @@ class WindowLosses(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         mean = float(logs["loss"])
-        self.losses.append((mean * (batch + 1) - self._previous_mean * batch) / self.bptt)
+        self.losses.append(
+            (mean * (batch + 1) - self._previous_mean * batch) / self.bptt
+        )
         self._previous_mean = mean
 
 
-def train_lm(model: keras.Model, optimizer: str, learning_rate: float, epochs: int, windows_per_epoch: int | None,
-             lr_decay: float = 1.0, decay_after: int = 1):
+def train_lm(
+    model: keras.Model,
+    optimizer: str,
+    learning_rate: float,
+    epochs: int,
+    windows_per_epoch: int | None,
+    lr_decay: float = 1.0,
+    decay_after: int = 1,
+):
     """Fit ``model`` on the training windows in order (learning rate decayed by ``lr_decay`` per epoch after
     epoch ``decay_after``); return (per-window losses, seconds, CPU seconds, tokens seen)."""
-    windows = len(train_x) if windows_per_epoch is None else min(windows_per_epoch, len(train_x))
-    dataset = tf.data.Dataset.from_tensor_slices((train_x[:windows], train_y[:windows]))  # one window per step
-    optimizer_class = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[optimizer]
-    model.compile(optimizer=optimizer_class(learning_rate, global_clipnorm=CLIP_NORM), loss=summed_nll)
+    windows = (
+        len(train_x)
+        if windows_per_epoch is None
+        else min(windows_per_epoch, len(train_x))
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (train_x[:windows], train_y[:windows])
+    )  # one window per step
+    optimizer_class = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[
+        optimizer
+    ]
+    model.compile(
+        optimizer=optimizer_class(learning_rate, global_clipnorm=CLIP_NORM),
+        loss=summed_nll,
+    )
     schedule = keras.callbacks.LearningRateScheduler(
-        lambda epoch: learning_rate * lr_decay ** max(0, epoch + 1 - decay_after))
+        lambda epoch: learning_rate * lr_decay ** max(0, epoch + 1 - decay_after)
+    )
     losses = WindowLosses(cfg.bptt)
     start, start_cpu = time.perf_counter(), time.process_time()
-    model.fit(dataset, epochs=epochs, shuffle=False, verbose=0, callbacks=[ResetStatesEachEpoch(), schedule, losses])
-    return (np.array(losses.losses), time.perf_counter() - start, time.process_time() - start_cpu,
-            epochs * windows * cfg.batch_size * cfg.bptt)
+    model.fit(
+        dataset,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[ResetStatesEachEpoch(), schedule, losses],
+    )
+    return (
+        np.array(losses.losses),
+        time.perf_counter() - start,
+        time.process_time() - start_cpu,
+        epochs * windows * cfg.batch_size * cfg.bptt,
+    )
 
 
-eval_batches = {split: contiguous_batches(stream, cfg.batch_size, cfg.bptt, pad=True)
-                for split, stream in [("valid", valid_stream), ("test", test_stream)]}
+eval_batches = {
+    split: contiguous_batches(stream, cfg.batch_size, cfg.bptt, pad=True)
+    for split, stream in [("valid", valid_stream), ("test", test_stream)]
+}
 
 # %% [markdown]
 # Now the main model of the profile. The optimiser is plain SGD in the full profile (Zaremba et al.) and Adam
@@ -695,15 +923,31 @@ eval_batches = {split: contiguous_batches(stream, cfg.batch_size, cfg.bptt, pad=
 # norm at 5 with the single argument `global_clipnorm` of {eq}`eq-rnn-clip`.
 
 # %%
-lm_options = dict(embed_dim=cfg.embed_dim, units=cfg.units, num_layers=cfg.num_layers, init_scale=cfg.init_scale)
+lm_options = dict(
+    embed_dim=cfg.embed_dim,
+    units=cfg.units,
+    num_layers=cfg.num_layers,
+    init_scale=cfg.init_scale,
+)
 lm = build_rnn_lm(len(vocab), cell="lstm", batch_size=cfg.batch_size, **lm_options)
-lm_losses, lm_seconds, lm_cpu_seconds, lm_tokens = train_lm(lm, cfg.optimizer, cfg.learning_rate, cfg.epochs, cfg.windows_per_epoch,
-                                            cfg.lr_decay, cfg.decay_after)
-lm_ppl = {split: stream_perplexity(lm, *eval_batches[split]) for split in ("valid", "test")}
+lm_losses, lm_seconds, lm_cpu_seconds, lm_tokens = train_lm(
+    lm,
+    cfg.optimizer,
+    cfg.learning_rate,
+    cfg.epochs,
+    cfg.windows_per_epoch,
+    cfg.lr_decay,
+    cfg.decay_after,
+)
+lm_ppl = {
+    split: stream_perplexity(lm, *eval_batches[split]) for split in ("valid", "test")
+}
 lm_tokens_per_s = lm_tokens / lm_seconds
-print(f"{lm.count_params():,} parameters; {lm_tokens:,} training tokens in {lm_seconds:.0f} s "
-      f"({lm_cpu_seconds:.0f} s CPU time; {lm_tokens_per_s:,.0f} tokens/s); loss {lm_losses[:10].mean():.2f} -> {lm_losses[-10:].mean():.2f} "
-      f"nats/token; perplexity valid {lm_ppl['valid']:.1f}, test {lm_ppl['test']:.1f}")
+print(
+    f"{lm.count_params():,} parameters; {lm_tokens:,} training tokens in {lm_seconds:.0f} s "
+    f"({lm_cpu_seconds:.0f} s CPU time; {lm_tokens_per_s:,.0f} tokens/s); loss {lm_losses[:10].mean():.2f} -> {lm_losses[-10:].mean():.2f} "
+    f"nats/token; perplexity valid {lm_ppl['valid']:.1f}, test {lm_ppl['test']:.1f}"
+)
 
 # %% [markdown]
 # The learning curve of this model, the loss of every training window (a moving average over 10 windows):
@@ -715,8 +959,14 @@ def moving_average(values: np.ndarray, width: int = 10) -> np.ndarray:
 
 
 fig, ax = plt.subplots()
-ax.plot(np.arange(10, len(lm_losses) + 1), np.exp(moving_average(lm_losses)), label="training windows")
-ax.axhline(lm_ppl["valid"], color="C1", linestyle="--", label="validation, after training")
+ax.plot(
+    np.arange(10, len(lm_losses) + 1),
+    np.exp(moving_average(lm_losses)),
+    label="training windows",
+)
+ax.axhline(
+    lm_ppl["valid"], color="C1", linestyle="--", label="validation, after training"
+)
 ax.set_yscale("log")
 ax.set_xlabel("training window (update)")
 ax.set_ylabel("perplexity (log scale)")
@@ -747,22 +997,49 @@ plt.close(fig)
 def compared_params(cell: str, input_dim: int, units: int, projection: int) -> int:
     """Parameters of the recurrent layer (GRU with reset_after: two biases) plus the linear projection."""
     gates = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    recurrent = gates * units * (input_dim + units + 1) + (3 * units if cell == "gru" else 0)
+    recurrent = gates * units * (input_dim + units + 1) + (
+        3 * units if cell == "gru" else 0
+    )
     return recurrent + units * projection + projection
 
 
 target_params = compared_params("lstm", cfg.embed_dim, cfg.units, cfg.embed_dim)
-compare_units = {cell: min(range(1, 4 * cfg.units), key=lambda n, c=cell: abs(
-    compared_params(c, cfg.embed_dim, n, cfg.embed_dim) - target_params)) for cell in ("rnn", "lstm", "gru")}
-compare_models = {cell: build_rnn_lm(len(vocab), cfg.embed_dim, units, cell=cell, batch_size=cfg.batch_size,
-                                     projection=cfg.embed_dim) for cell, units in compare_units.items()}
+compare_units = {
+    cell: min(
+        range(1, 4 * cfg.units),
+        key=lambda n, c=cell: abs(
+            compared_params(c, cfg.embed_dim, n, cfg.embed_dim) - target_params
+        ),
+    )
+    for cell in ("rnn", "lstm", "gru")
+}
+compare_models = {
+    cell: build_rnn_lm(
+        len(vocab),
+        cfg.embed_dim,
+        units,
+        cell=cell,
+        batch_size=cfg.batch_size,
+        projection=cfg.embed_dim,
+    )
+    for cell, units in compare_units.items()
+}
 param_rows = {}
 for cell, model in compare_models.items():
-    differing = sum(int(np.prod(w.shape)) for layer in model.layers if layer.name.startswith((cell, "projection"))
-                    for w in layer.weights)
-    assert differing == compared_params(cell, cfg.embed_dim, compare_units[cell], cfg.embed_dim)
-    param_rows[cell] = dict(units=compare_units[cell], recurrent_and_projection=differing,
-                            total=model.count_params())
+    differing = sum(
+        int(np.prod(w.shape))
+        for layer in model.layers
+        if layer.name.startswith((cell, "projection"))
+        for w in layer.weights
+    )
+    assert differing == compared_params(
+        cell, cfg.embed_dim, compare_units[cell], cfg.embed_dim
+    )
+    param_rows[cell] = dict(
+        units=compare_units[cell],
+        recurrent_and_projection=differing,
+        total=model.count_params(),
+    )
 param_table = pd.DataFrame(param_rows).T
 param_spread = float(param_table.total.max() / param_table.total.min() - 1)
 assert param_spread < 0.02
@@ -776,21 +1053,39 @@ param_table
 COMPARE_LR = 3e-3
 compare_rows, compare_losses = {}, {}
 for cell, model in compare_models.items():
-    losses, seconds, _, tokens = train_lm(model, "adam", COMPARE_LR, 1, cfg.compare_windows)
+    losses, seconds, _, tokens = train_lm(
+        model, "adam", COMPARE_LR, 1, cfg.compare_windows
+    )
     compare_losses[cell] = losses
-    compare_rows[cell] = dict(units=compare_units[cell], parameters=model.count_params(),
-                              valid_ppl=stream_perplexity(model, *eval_batches["valid"]),
-                              seconds=seconds, tokens_per_s=tokens / seconds)
-compare_table = pd.DataFrame(compare_rows).T.rename(index={"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"})
-compare_table.style.format({"units": "{:.0f}", "parameters": "{:,.0f}", "valid_ppl": "{:.1f}", "seconds": "{:.1f}",
-                            "tokens_per_s": "{:,.0f}"})
+    compare_rows[cell] = dict(
+        units=compare_units[cell],
+        parameters=model.count_params(),
+        valid_ppl=stream_perplexity(model, *eval_batches["valid"]),
+        seconds=seconds,
+        tokens_per_s=tokens / seconds,
+    )
+compare_table = pd.DataFrame(compare_rows).T.rename(
+    index={"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+)
+compare_table.style.format(
+    {
+        "units": "{:.0f}",
+        "parameters": "{:,.0f}",
+        "valid_ppl": "{:.1f}",
+        "seconds": "{:.1f}",
+        "tokens_per_s": "{:,.0f}",
+    }
+)
 
 # %%
 fig, ax = plt.subplots()
 for cell, name in [("rnn", "SimpleRNN"), ("lstm", "LSTM"), ("gru", "GRU")]:
     smooth = np.exp(moving_average(compare_losses[cell]))
-    ax.plot(np.arange(10, len(compare_losses[cell]) + 1), smooth,
-            label=f"{name} ({compare_units[cell]} units): valid {compare_rows[cell]['valid_ppl']:.0f}")
+    ax.plot(
+        np.arange(10, len(compare_losses[cell]) + 1),
+        smooth,
+        label=f"{name} ({compare_units[cell]} units): valid {compare_rows[cell]['valid_ppl']:.0f}",
+    )
 ax.set_yscale("log")
 ax.set_xlabel("training window (update)")
 ax.set_ylabel("training perplexity (log scale)")
@@ -803,11 +1098,25 @@ for cell in ("rnn", "lstm", "gru"):
     glue(f"cmp_valid_{cell}", float(compare_rows[cell]["valid_ppl"]), display=False)
 glue("cmp_embed", int(cfg.embed_dim), display=False)
 glue("compare_windows", int(cfg.compare_windows), display=False)
-glue("compare_tokens", int(cfg.compare_windows * cfg.batch_size * cfg.bptt), display=False)
+glue(
+    "compare_tokens",
+    int(cfg.compare_windows * cfg.batch_size * cfg.bptt),
+    display=False,
+)
 glue("param_spread", 100 * param_spread, display=False)
-glue("tab_rnn_compare", compare_table.style.format({"units": "{:.0f}", "parameters": "{:,.0f}",
-                                                    "valid_ppl": "{:.1f}", "seconds": "{:.1f}",
-                                                    "tokens_per_s": "{:,.0f}"}), display=False)
+glue(
+    "tab_rnn_compare",
+    compare_table.style.format(
+        {
+            "units": "{:.0f}",
+            "parameters": "{:,.0f}",
+            "valid_ppl": "{:.1f}",
+            "seconds": "{:.1f}",
+            "tokens_per_s": "{:,.0f}",
+        }
+    ),
+    display=False,
+)
 best_cell = min(compare_rows, key=lambda c: compare_rows[c]["valid_ppl"])
 worst_cell = max(compare_rows, key=lambda c: compare_rows[c]["valid_ppl"])
 cell_names = {"rnn": "the SimpleRNN", "lstm": "the LSTM", "gru": "the GRU"}
@@ -849,17 +1158,28 @@ glue("cmp_worst", cell_names[worst_cell], display=False)
 start = time.perf_counter()
 kn5 = KneserNeyLM(5, modified=True).fit(train_sents)
 kn5_ppl = {"valid": kn5.perplexity(valid_sents), "test": kn5.perplexity(test_sents)}
-unigram_ppl_test = KneserNeyLM(1).fit(train_sents).perplexity(test_sents)  # n = 1: the MLE unigram (chapter 02)
-print(f"modified Kneser-Ney 5-gram: valid {kn5_ppl['valid']:.1f}, test {kn5_ppl['test']:.1f} "
-      f"({time.perf_counter() - start:.1f} s)")
+unigram_ppl_test = (
+    KneserNeyLM(1).fit(train_sents).perplexity(test_sents)
+)  # n = 1: the MLE unigram (chapter 02)
+print(
+    f"modified Kneser-Ney 5-gram: valid {kn5_ppl['valid']:.1f}, test {kn5_ppl['test']:.1f} "
+    f"({time.perf_counter() - start:.1f} s)"
+)
 
 # %%
-PAPER_SMALL_TEST = 114.5  # Zaremba et al. (2014), "small" non-regularised LSTM, PTB test perplexity
-results = pd.DataFrame({
-    "modified Kneser-Ney 5-gram (chapter 02)": kn5_ppl,
-    f"LSTM, this run ({cfg.num_layers} x {cfg.units}, {cfg.epochs} epoch(s), profile {cfg.name})": lm_ppl,
-    "Zaremba et al. small LSTM (paper's figure)": {"valid": np.nan, "test": PAPER_SMALL_TEST},
-}).T
+PAPER_SMALL_TEST = (
+    114.5  # Zaremba et al. (2014), "small" non-regularised LSTM, PTB test perplexity
+)
+results = pd.DataFrame(
+    {
+        "modified Kneser-Ney 5-gram (chapter 02)": kn5_ppl,
+        f"LSTM, this run ({cfg.num_layers} x {cfg.units}, {cfg.epochs} epoch(s), profile {cfg.name})": lm_ppl,
+        "Zaremba et al. small LSTM (paper's figure)": {
+            "valid": np.nan,
+            "test": PAPER_SMALL_TEST,
+        },
+    }
+).T
 for split in ("valid", "test"):
     glue(f"lm_ppl_{split}", float(lm_ppl[split]), display=False)
     glue(f"kn5_ppl_{split}", float(kn5_ppl[split]), display=False)
@@ -870,11 +1190,15 @@ glue("lm_cpu_seconds", float(lm_cpu_seconds), display=False)
 glue("lm_tokens", int(lm_tokens), display=False)
 glue("lm_epochs_seen", float(lm_tokens / n_predicted["train"]), display=False)
 glue("lm_params", int(lm.count_params()), display=False)
-glue("lm_vs_kn", "above" if lm_ppl["test"] > kn5_ppl["test"] else "below", display=False)
+glue(
+    "lm_vs_kn", "above" if lm_ppl["test"] > kn5_ppl["test"] else "below", display=False
+)
 glue("lm_kn_ratio", float(lm_ppl["test"] / kn5_ppl["test"]), display=False)
 assert abs(kn5_ppl["test"] - 141.2) < 1.0  # chapter 02's number
 glue("unigram_ppl_test", float(unigram_ppl_test), display=False)
-assert lm_ppl["test"] < 0.6 * unigram_ppl_test  # it learned far more than word frequencies
+assert (
+    lm_ppl["test"] < 0.6 * unigram_ppl_test
+)  # it learned far more than word frequencies
 glue("tab_rnn_ppl", results.style.format("{:.1f}", na_rep="-"), display=False)
 results.style.format("{:.1f}", na_rep="-")
 
@@ -909,9 +1233,16 @@ results.style.format("{:.1f}", na_rep="-")
 # %%
 predictor = build_rnn_lm(len(vocab), cell="lstm", batch_size=1, **lm_options)
 predictor.set_weights(lm.get_weights())
-for prefix in ["the stock market", "the company said it expects", "the dow jones", "in new"]:
+for prefix in [
+    "the stock market",
+    "the company said it expects",
+    "the dow jones",
+    "in new",
+]:
     reset_rnn_states(predictor)
-    ids = token_stream([prefix.split()], word_id)[None, :-1]  # </s> + prefix words, (1, steps)
+    ids = token_stream([prefix.split()], word_id)[
+        None, :-1
+    ]  # </s> + prefix words, (1, steps)
     probs = ops.convert_to_numpy(ops.softmax(predictor(ids)[0, -1]))
     top = np.argsort(-probs)[:5]
     print(f"{prefix!r:32} -> " + ", ".join(f"{vocab[i]} {probs[i]:.2f}" for i in top))

@@ -22,13 +22,16 @@
 # `lmlib.generate` and measure what each does to the samples.
 
 # %%
-# In Colab (or anywhere lmlib is missing), install the book's library first.
+# In Colab (or any Jupyter without the book's environment), install lmlib
+# (the book's library) at this book's release, with the extra that brings what the
+# chapters import (NLTK, gensim, TensorFlow/Keras, myst-nb, pandas, scikit-learn).
 import importlib.util
 import subprocess
 import sys
 
+LMLIB = "lmlib[book] @ git+https://github.com/llm-principles/llm-book@v0.1.0"
 if importlib.util.find_spec("lmlib") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/llm-principles/llm-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", LMLIB], check=True)
 
 # %% [markdown]
 # The setup cell seeds Python, NumPy, Keras and TensorFlow, makes TensorFlow's kernels deterministic (a rerun
@@ -58,10 +61,30 @@ from lmlib.text import BPE
 
 cfg = setup_chapter(
     "05",
-    quick=dict(embed_dim=64, units=256, batch_size=128, seq_len=100, learning_rate=1e-2, epochs=7,
-               steps_per_epoch=100, bpe_merges=500, bpe_epochs=2, sample_chars=400),
-    full=dict(embed_dim=256, units=1024, batch_size=64, seq_len=100, learning_rate=1e-3, epochs=30,
-              steps_per_epoch=150, bpe_merges=1000, bpe_epochs=10, sample_chars=1000),
+    quick=dict(
+        embed_dim=64,
+        units=256,
+        batch_size=128,
+        seq_len=100,
+        learning_rate=1e-2,
+        epochs=7,
+        steps_per_epoch=100,
+        bpe_merges=500,
+        bpe_epochs=2,
+        sample_chars=400,
+    ),
+    full=dict(
+        embed_dim=256,
+        units=1024,
+        batch_size=64,
+        seq_len=100,
+        learning_rate=1e-3,
+        epochs=30,
+        steps_per_epoch=150,
+        bpe_merges=1000,
+        bpe_epochs=10,
+        sample_chars=1000,
+    ),
     keras=True,
 )
 use_style()
@@ -121,8 +144,10 @@ char_to_id = {c: i for i, c in enumerate(chars)}
 assert set(valid_text) <= set(chars)
 train_ids = np.array([char_to_id[c] for c in train_text], np.int32)
 valid_ids = np.array([char_to_id[c] for c in valid_text], np.int32)
-print(f"{len(text):,} characters: train {len(train_text):,}, validation {len(valid_text):,}; "
-      f"vocabulary {len(chars)} characters: {''.join(chars)!r}")
+print(
+    f"{len(text):,} characters: train {len(train_text):,}, validation {len(valid_text):,}; "
+    f"vocabulary {len(chars)} characters: {''.join(chars)!r}"
+)
 glue("n_chars_train", len(train_text), display=False)
 glue("n_chars_valid", len(valid_text), display=False)
 glue("n_vocab_chars", len(chars), display=False)
@@ -137,20 +162,27 @@ glue("uniform_bits", math.log2(len(chars)), display=False)
 # we reuse it for BPE tokens below.
 
 # %%
-def window_dataset(ids: np.ndarray, seq_len: int, batch_size: int, shuffle: bool, seed: int = 0) -> tf.data.Dataset:
+def window_dataset(
+    ids: np.ndarray, seq_len: int, batch_size: int, shuffle: bool, seed: int = 0
+) -> tf.data.Dataset:
     """Batches of (input, target) windows: target = input shifted by one token, windows every seq_len tokens."""
     ids_tensor = tf.constant(ids, tf.int32)
     num_windows = (len(ids) - 1) // seq_len
 
     def window(k):  # k-th window: ids[k*T : k*T + T] and ids[k*T + 1 : k*T + T + 1]
         start = k * seq_len
-        return ids_tensor[start:start + seq_len], ids_tensor[start + 1:start + seq_len + 1]
+        return ids_tensor[start : start + seq_len], ids_tensor[
+            start + 1 : start + seq_len + 1
+        ]
 
     ds = tf.data.Dataset.range(num_windows)
     if shuffle:
         ds = ds.shuffle(num_windows, seed=seed, reshuffle_each_iteration=True).repeat()
-    return ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
-        batch_size).prefetch(tf.data.AUTOTUNE)
+    return (
+        ds.map(window, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 train_ds = window_dataset(train_ids, cfg.seq_len, cfg.batch_size, shuffle=True, seed=1)
@@ -180,16 +212,25 @@ def build_char_model(vocab_size: int, embed_dim: int, units: int) -> keras.Model
     """
     ids = keras.Input((None,), dtype="int32", name="ids")
     embeddings = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")(ids)
-    hidden, _ = keras.layers.GRU(units, return_sequences=True, return_state=True, name="gru")(embeddings)
+    hidden, _ = keras.layers.GRU(
+        units, return_sequences=True, return_state=True, name="gru"
+    )(embeddings)
     logits = keras.layers.Dense(vocab_size, name="logits")(hidden)
     return keras.Model(ids, logits, name=f"char_gru_{units}")
 
 
-def seconds_per_step(units: int, embed_dim: int, batch_size: int, repeats: int = 2) -> float:
+def seconds_per_step(
+    units: int, embed_dim: int, batch_size: int, repeats: int = 2
+) -> float:
     """Wall-clock seconds of one training step of a fresh model on one batch (after a warm-up step)."""
     model = build_char_model(len(chars), embed_dim, units)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    batch_ds = window_dataset(train_ids[:batch_size * 101], cfg.seq_len, batch_size, shuffle=False).take(1)
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    batch_ds = window_dataset(
+        train_ids[: batch_size * 101], cfg.seq_len, batch_size, shuffle=False
+    ).take(1)
     x_batch, y_batch = next(iter(batch_ds))
     model.train_on_batch(x_batch, y_batch)  # builds and traces the step
     start = time.perf_counter()
@@ -198,15 +239,31 @@ def seconds_per_step(units: int, embed_dim: int, batch_size: int, repeats: int =
     return (time.perf_counter() - start) / repeats
 
 
-step_times = pd.DataFrame([dict(units=u, batch_size=b, seconds_per_step=seconds_per_step(u, e, b))
-                           for u, e, b in [(256, 64, 128), (512, 64, 64), (1024, 256, 64)]])
-step_times["characters_per_second"] = step_times.batch_size * cfg.seq_len / step_times.seconds_per_step
-display(step_times.style.format({"seconds_per_step": "{:.2f}", "characters_per_second": "{:,.0f}"}))
+step_times = pd.DataFrame(
+    [
+        dict(units=u, batch_size=b, seconds_per_step=seconds_per_step(u, e, b))
+        for u, e, b in [(256, 64, 128), (512, 64, 64), (1024, 256, 64)]
+    ]
+)
+step_times["characters_per_second"] = (
+    step_times.batch_size * cfg.seq_len / step_times.seconds_per_step
+)
+display(
+    step_times.style.format(
+        {"seconds_per_step": "{:.2f}", "characters_per_second": "{:,.0f}"}
+    )
+)
 for row in step_times.itertuples():
     glue(f"step_s_{row.units}", float(row.seconds_per_step), display=False)
     glue(f"step_cps_{row.units}", float(row.characters_per_second), display=False)
-glue("step_speed_ratio", float(step_times.characters_per_second.iloc[0] / step_times.characters_per_second.iloc[2]),
-     display=False)
+glue(
+    "step_speed_ratio",
+    float(
+        step_times.characters_per_second.iloc[0]
+        / step_times.characters_per_second.iloc[2]
+    ),
+    display=False,
+)
 
 # %% [markdown]
 # On this machine a step of the tutorial's GRU-1024 took {glue:text}`step_s_1024:.2f` s
@@ -222,28 +279,42 @@ glue("step_speed_ratio", float(step_times.characters_per_second.iloc[0] / step_t
 # the run with a cosine and clip the global gradient norm at 1 (chapter 04), which keeps large steps stable.
 
 # %%
-def compile_for_budget(model: keras.Model, learning_rate: float, total_steps: int) -> keras.Model:
+def compile_for_budget(
+    model: keras.Model, learning_rate: float, total_steps: int
+) -> keras.Model:
     """Adam with a cosine learning-rate decay to 10% over ``total_steps``, clipping the global gradient norm at 1."""
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps, alpha=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=total_steps, alpha=0.1
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     return model
 
 
-def epoch_logger(name: str, unit_nats_to_bits: float = 1 / math.log(2)) -> keras.callbacks.Callback:
+def epoch_logger(
+    name: str, unit_nats_to_bits: float = 1 / math.log(2)
+) -> keras.callbacks.Callback:
     """One compact log line per epoch: losses in nats per token and validation bits per character."""
     start = time.perf_counter()
-    return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
-        f"{name} epoch {epoch + 1:2d}: loss {logs['loss']:.3f}, val_loss {logs['val_loss']:.3f} nats "
-        f"({logs['val_loss'] * unit_nats_to_bits:.3f} bits/char), {time.perf_counter() - start:.0f} s"))
+    return keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: print(
+            f"{name} epoch {epoch + 1:2d}: loss {logs['loss']:.3f}, val_loss {logs['val_loss']:.3f} nats "
+            f"({logs['val_loss'] * unit_nats_to_bits:.3f} bits/char), {time.perf_counter() - start:.0f} s"
+        )
+    )
 
 
 glue("units", cfg.units, display=False)
 glue("embed_dim", cfg.embed_dim, display=False)
 glue("batch_size", cfg.batch_size, display=False)
 glue("seq_len", cfg.seq_len, display=False)
-char_model = compile_for_budget(build_char_model(len(chars), cfg.embed_dim, cfg.units), cfg.learning_rate,
-                                cfg.epochs * cfg.steps_per_epoch)
+char_model = compile_for_budget(
+    build_char_model(len(chars), cfg.embed_dim, cfg.units),
+    cfg.learning_rate,
+    cfg.epochs * cfg.steps_per_epoch,
+)
 char_model.summary(line_length=90)
 
 # %% [markdown]
@@ -252,13 +323,22 @@ char_model.summary(line_length=90)
 
 # %%
 cpu_start, wall_start = time.process_time(), time.perf_counter()
-char_history = char_model.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                              validation_data=valid_ds, verbose=0, shuffle=False, callbacks=[epoch_logger("char GRU")])
+char_history = char_model.fit(
+    train_ds,
+    epochs=cfg.epochs,
+    steps_per_epoch=cfg.steps_per_epoch,
+    validation_data=valid_ds,
+    verbose=0,
+    shuffle=False,
+    callbacks=[epoch_logger("char GRU")],
+)
 train_seconds = time.perf_counter() - wall_start
 train_cpu_seconds = time.process_time() - cpu_start
 train_chars = cfg.epochs * cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len
-print(f"{train_chars:,} training characters in {train_seconds:.0f} s ({train_cpu_seconds:.0f} CPU-s): "
-      f"{train_chars / train_seconds:,.0f} characters/s")
+print(
+    f"{train_chars:,} training characters in {train_seconds:.0f} s ({train_cpu_seconds:.0f} CPU-s): "
+    f"{train_chars / train_seconds:,.0f} characters/s"
+)
 
 # %% [markdown]
 # Keras averages the validation loss over batches; for the final numbers we sum the exact negative
@@ -267,10 +347,13 @@ print(f"{train_chars:,} training characters in {train_seconds:.0f} s ({train_cpu
 # %%
 def dataset_nll(model: keras.Model, ds: tf.data.Dataset) -> tuple[float, int]:
     """Total negative log-likelihood (nats) of all targets of ``ds`` under ``model``, and the number of targets."""
+
     @tf.function
     def batch_nll(x_batch, y_batch):
         logits = model(x_batch, training=False)
-        losses = keras.losses.sparse_categorical_crossentropy(y_batch, logits, from_logits=True)
+        losses = keras.losses.sparse_categorical_crossentropy(
+            y_batch, logits, from_logits=True
+        )
         return tf.reduce_sum(tf.cast(losses, tf.float64))
 
     total, count = 0.0, 0
@@ -283,8 +366,12 @@ def dataset_nll(model: keras.Model, ds: tf.data.Dataset) -> tuple[float, int]:
 valid_nll, valid_targets = dataset_nll(char_model, valid_ds)
 char_val_nats = valid_nll / valid_targets
 char_val_bits = char_val_nats / math.log(2)
-print(f"validation: {valid_targets:,} characters, {char_val_nats:.4f} nats/char = {char_val_bits:.4f} bits/char")
-assert char_val_nats <= 1.65, f"validation loss {char_val_nats:.3f} misses the target of 1.65 nats/char"
+print(
+    f"validation: {valid_targets:,} characters, {char_val_nats:.4f} nats/char = {char_val_bits:.4f} bits/char"
+)
+assert char_val_nats <= 1.65, (
+    f"validation loss {char_val_nats:.3f} misses the target of 1.65 nats/char"
+)
 glue("char_val_nats", float(char_val_nats), display=False)
 glue("char_val_bits", float(char_val_bits), display=False)
 glue("valid_targets", int(valid_targets), display=False)
@@ -293,8 +380,11 @@ glue("train_minutes", float(train_seconds / 60), display=False)
 glue("train_chars", int(train_chars), display=False)
 glue("train_passes", float(train_chars / len(train_text)), display=False)
 glue("train_chars_per_s", float(train_chars / train_seconds), display=False)
-glue("tutorial_passes", float(train_seconds * step_times.characters_per_second.iloc[2] / len(train_text)),
-     display=False)
+glue(
+    "tutorial_passes",
+    float(train_seconds * step_times.characters_per_second.iloc[2] / len(train_text)),
+    display=False,
+)
 
 # %% [markdown]
 # ## Reading the validation text as one stream
@@ -316,11 +406,16 @@ def build_step_model(model: keras.Model) -> keras.Model:
     token = keras.Input((None,), dtype="int32", name="ids")
     state = keras.Input((gru.units,), name="state")
     hidden, new_state = gru(model.get_layer("embedding")(token), initial_state=state)
-    return keras.Model([token, state], [model.get_layer("logits")(hidden), new_state], name="step_model")
+    return keras.Model(
+        [token, state],
+        [model.get_layer("logits")(hidden), new_state],
+        name="step_model",
+    )
 
 
 def make_step_fn(step_model: keras.Model):
     """A ``step_fn(token_id, state) -> (logits (V,), state)`` for ``generate``; the state stays a tensor."""
+
     @tf.function
     def step(token, state):
         logits, new_state = step_model([token, state], training=False)
@@ -329,20 +424,25 @@ def make_step_fn(step_model: keras.Model):
     def step_fn(token_id: int, state):
         logits, new_state = step(tf.constant([[token_id]], tf.int32), state)
         return logits.numpy()[0], new_state
+
     return step_fn
 
 
-
-
-def streaming_nll(step_model: keras.Model, first_input: int, ids: np.ndarray, chunk: int = 1000) -> float:
+def streaming_nll(
+    step_model: keras.Model, first_input: int, ids: np.ndarray, chunk: int = 1000
+) -> float:
     """Total negative log-likelihood (nats) of ``ids`` read as one stream with the state carried;
     ``ids[0]`` is predicted after ``first_input`` (the token that precedes the text)."""
     run = tf.function(lambda x, s: step_model([x, s], training=False))
-    inputs = np.concatenate([[first_input], ids[:-1]]).astype(np.int32)[None]  # (1, len(ids))
+    inputs = np.concatenate([[first_input], ids[:-1]]).astype(np.int32)[
+        None
+    ]  # (1, len(ids))
     state, total = tf.zeros((1, step_model.get_layer("gru").units)), 0.0
     for start in range(0, len(ids), chunk):
-        logits, state = run(tf.constant(inputs[:, start:start + chunk]), state)
-        losses = keras.losses.sparse_categorical_crossentropy(ids[None, start:start + chunk], logits, from_logits=True)
+        logits, state = run(tf.constant(inputs[:, start : start + chunk]), state)
+        losses = keras.losses.sparse_categorical_crossentropy(
+            ids[None, start : start + chunk], logits, from_logits=True
+        )
         total += float(tf.reduce_sum(tf.cast(losses, tf.float64)))
     return total
 
@@ -350,9 +450,15 @@ def streaming_nll(step_model: keras.Model, first_input: int, ids: np.ndarray, ch
 # %%
 char_step_model = build_step_model(char_model)
 start = time.perf_counter()
-char_stream_bits = streaming_nll(char_step_model, int(train_ids[-1]), valid_ids) / math.log(2) / len(valid_ids)
-print(f"one stream: {char_stream_bits:.4f} bits/char over all {len(valid_ids):,} validation characters "
-      f"(windows of {cfg.seq_len}: {char_val_bits:.4f}); {time.perf_counter() - start:.1f} s")
+char_stream_bits = (
+    streaming_nll(char_step_model, int(train_ids[-1]), valid_ids)
+    / math.log(2)
+    / len(valid_ids)
+)
+print(
+    f"one stream: {char_stream_bits:.4f} bits/char over all {len(valid_ids):,} validation characters "
+    f"(windows of {cfg.seq_len}: {char_val_bits:.4f}); {time.perf_counter() - start:.1f} s"
+)
 glue("char_stream_bits", float(char_stream_bits), display=False)
 glue("char_stream_nats", float(char_stream_bits * math.log(2)), display=False)
 glue("stream_gain_bits", float(char_val_bits - char_stream_bits), display=False)
@@ -375,23 +481,39 @@ kn_logprobs = kn5.token_logprobs([list(valid_text)])[:-1]  # drop the final </s>
 assert len(kn_logprobs) == len(valid_text) and np.isfinite(kn_logprobs).all()
 kn_bits = float(-kn_logprobs.mean() / math.log(2))
 kn_seconds = time.perf_counter() - start
-print(f"5-gram modified Kneser-Ney: {kn_bits:.4f} bits/char on {len(kn_logprobs):,} validation characters "
-      f"({kn_seconds:.1f} s to fit and score)")
+print(
+    f"5-gram modified Kneser-Ney: {kn_bits:.4f} bits/char on {len(kn_logprobs):,} validation characters "
+    f"({kn_seconds:.1f} s to fit and score)"
+)
 glue("kn_seconds", float(kn_seconds), display=False)
 assert char_stream_bits < kn_bits
 glue("kn_bits", kn_bits, display=False)
 glue("kn_nats", kn_bits * math.log(2), display=False)
 glue("gru_gain_bits", float(kn_bits - char_stream_bits), display=False)
-glue("gru_gain_percent", float(100 * (kn_bits - char_stream_bits) / kn_bits), display=False)
+glue(
+    "gru_gain_percent",
+    float(100 * (kn_bits - char_stream_bits) / kn_bits),
+    display=False,
+)
 
 # %% [markdown]
 # The training curves, with the 5-gram's level for reference (dotted grey).
 
 # %%
 fig, ax = plt.subplots()
-plot_history(char_history, ax=ax, xlabel=f"epoch ({cfg.steps_per_epoch} steps of {cfg.batch_size} × "
-             f"{cfg.seq_len} characters)", ylabel="cross-entropy (nats/char)")
-ax.axhline(kn_bits * math.log(2), color="grey", linestyle=":", label="5-gram Kneser–Ney (validation)")
+plot_history(
+    char_history,
+    ax=ax,
+    xlabel=f"epoch ({cfg.steps_per_epoch} steps of {cfg.batch_size} × "
+    f"{cfg.seq_len} characters)",
+    ylabel="cross-entropy (nats/char)",
+)
+ax.axhline(
+    kn_bits * math.log(2),
+    color="grey",
+    linestyle=":",
+    label="5-gram Kneser–Ney (validation)",
+)
 ax.legend()
 glue("fig_gen_char_loss", fig, display=False)
 plt.close(fig)
@@ -447,7 +569,9 @@ for token_id in check_ids:
     logits, state = char_step(int(token_id), state)
     step_logits.append(logits)
 state_diff = float(np.abs(np.array(step_logits) - full_logits).max())
-print(f"max |full-sequence logits - one-step logits| over {len(check_ids)} positions: {state_diff:.2e}")
+print(
+    f"max |full-sequence logits - one-step logits| over {len(check_ids)} positions: {state_diff:.2e}"
+)
 assert state_diff <= 1e-5
 glue("state_diff", state_diff, display=False)
 
@@ -537,7 +661,9 @@ def top_p_filter(logits: np.ndarray, p: float, tolerance: float = 1e-9) -> np.nd
         return logits.copy()
     order = np.argsort(-logits, kind="stable")
     probs = np.exp(log_softmax(logits))[order]
-    mass_before = np.concatenate([[0.0], np.cumsum(probs)[:-1]])  # probability of the tokens ranked higher
+    mass_before = np.concatenate(
+        [[0.0], np.cumsum(probs)[:-1]]
+    )  # probability of the tokens ranked higher
     keep = order[mass_before < p - tolerance]
     keep = keep if keep.size else order[:1]
     filtered = np.full_like(logits, -np.inf)
@@ -545,8 +671,13 @@ def top_p_filter(logits: np.ndarray, p: float, tolerance: float = 1e-9) -> np.nd
     return filtered
 
 
-def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, rng: np.random.Generator | None = None) -> int:
+def sample_logits(
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> int:
     """Draw one token from 1-D ``logits`` after temperature scaling, then top-k, then top-p filtering.
 
     ``temperature == 0`` is greedy decoding. Sampling uses one uniform number from ``rng`` (a
@@ -565,8 +696,12 @@ def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
     probs = np.exp(log_softmax(scaled))
     cumulative = np.cumsum(probs)
     rng = np.random.default_rng() if rng is None else rng
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, int(np.flatnonzero(probs)[-1]))  # guard against rounding at the top end
+    index = int(
+        np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
+    )
+    return min(
+        index, int(np.flatnonzero(probs)[-1])
+    )  # guard against rounding at the top end
 
 
 class Generation(NamedTuple):
@@ -579,9 +714,16 @@ class Generation(NamedTuple):
     state: Any
 
 
-def generate(step_fn: Callable[[int, Any], tuple[np.ndarray, Any]], state: Any, prompt_ids: Sequence[int],
-             n: int, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             rng: np.random.Generator | None = None) -> Generation:
+def generate(
+    step_fn: Callable[[int, Any], tuple[np.ndarray, Any]],
+    state: Any,
+    prompt_ids: Sequence[int],
+    n: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> Generation:
     """Generate ``n`` tokens after ``prompt_ids`` with a step function that carries the model's state.
 
     ``step_fn(token_id, state) -> (logits, new_state)`` feeds one token and returns the 1-D logits of the next
@@ -590,7 +732,9 @@ def generate(step_fn: Callable[[int, Any], tuple[np.ndarray, Any]], state: Any, 
     by :func:`sample_logits` (``temperature=0`` is greedy) and fed back. Cost: ``len(prompt_ids) + n - 1`` steps.
     """
     if len(prompt_ids) == 0:
-        raise ValueError("generate needs a prompt of at least one token (e.g. a newline or a start token)")
+        raise ValueError(
+            "generate needs a prompt of at least one token (e.g. a newline or a start token)"
+        )
     for token in prompt_ids:
         logits, state = step_fn(int(token), state)
     ids, logprobs = [], []
@@ -608,14 +752,14 @@ def distinct_n(tokens: Sequence[Any], n: int = 2) -> float:
 
     1.0 means no n-gram occurs twice; 0.0 is returned for a sequence shorter than ``n``.
     """
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def repetition_rate(tokens: Sequence[Any], n: int = 4) -> float:
     """The fraction of n-grams that repeat an n-gram seen earlier in the same sequence (seq-rep-n of
     Welleck et al., 2020); equal to ``1 - distinct_n(tokens, n)``. 0.0 means no repetition."""
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     seen: set = set()
     repeats = 0
     for gram in grams:
@@ -642,14 +786,19 @@ def reread_step(token_id: int, prefix: list[int]):
 prompt, reread_chars = "ROMEO:\n", 200
 prompt_ids = [char_to_id[c] for c in prompt]
 timings = {}
-for name, step_fn, state in [("state carried", char_step, zero_state), ("prefix re-read", reread_step, [])]:
+for name, step_fn, state in [
+    ("state carried", char_step, zero_state),
+    ("prefix re-read", reread_step, []),
+]:
     start = time.perf_counter()
     generated = generate(step_fn, state, prompt_ids, reread_chars, temperature=0)
     timings[name] = (time.perf_counter() - start, generated.ids)
 assert timings["state carried"][1] == timings["prefix re-read"][1]
 reread_slowdown = timings["prefix re-read"][0] / timings["state carried"][0]
-print({name: f"{seconds:.2f} s" for name, (seconds, _) in timings.items()},
-      f"same text; re-reading is {reread_slowdown:.1f}x slower for {reread_chars} characters")
+print(
+    {name: f"{seconds:.2f} s" for name, (seconds, _) in timings.items()},
+    f"same text; re-reading is {reread_slowdown:.1f}x slower for {reread_chars} characters",
+)
 glue("reread_slowdown", float(reread_slowdown), display=False)
 glue("reread_chars", reread_chars, display=False)
 
@@ -662,24 +811,39 @@ glue("reread_chars", reread_chars, display=False)
 
 # %%
 train_words = set(re.findall(r"[a-z']+", train_text.lower()))
-settings = {"greedy": dict(temperature=0.0), "T = 0.5": dict(temperature=0.5),
-            "T = 1.0": dict(temperature=1.0), "T = 1.5": dict(temperature=1.5),
-            "top-k = 10": dict(temperature=1.0, top_k=10), "top-p = 0.9": dict(temperature=1.0, top_p=0.9)}
+settings = {
+    "greedy": dict(temperature=0.0),
+    "T = 0.5": dict(temperature=0.5),
+    "T = 1.0": dict(temperature=1.0),
+    "T = 1.5": dict(temperature=1.5),
+    "top-k = 10": dict(temperature=1.0, top_k=10),
+    "top-p = 0.9": dict(temperature=1.0, top_p=0.9),
+}
 
 
 def sample_properties(sample: str, logprobs: np.ndarray) -> dict:
     """Mean log-probability per character, distinct-2 and 4-gram repetition rate of the words, known words."""
     words = sample.split()
     plain_words = re.findall(r"[a-z']+", sample.lower())
-    return {"mean log-prob (nats/char)": float(logprobs.mean()), "distinct-2": distinct_n(words, 2),
-            "repetition rate (4-grams)": repetition_rate(words, 4),
-            "known words (%)": 100 * float(np.mean([w in train_words for w in plain_words]))}
+    return {
+        "mean log-prob (nats/char)": float(logprobs.mean()),
+        "distinct-2": distinct_n(words, 2),
+        "repetition rate (4-grams)": repetition_rate(words, 4),
+        "known words (%)": 100
+        * float(np.mean([w in train_words for w in plain_words])),
+    }
 
 
 samples, rows = {}, {}
 for name, options in settings.items():
-    generated = generate(char_step, zero_state, prompt_ids, cfg.sample_chars, rng=np.random.default_rng(0),
-                         **options)
+    generated = generate(
+        char_step,
+        zero_state,
+        prompt_ids,
+        cfg.sample_chars,
+        rng=np.random.default_rng(0),
+        **options,
+    )
     samples[name] = "".join(chars[i] for i in generated.ids)
     rows[name] = sample_properties(samples[name], generated.logprobs)
 sample_table = pd.DataFrame.from_dict(rows, orient="index")
@@ -690,16 +854,40 @@ display(sample_table.style.format("{:.2f}"))
 
 # %%
 glue("tab_gen_samples", sample_table.style.format("{:.2f}"), display=False)
-for name, key in [("greedy", "greedy"), ("T = 0.5", "t05"), ("T = 1.0", "t10"), ("T = 1.5", "t15"),
-                  ("top-k = 10", "topk"), ("top-p = 0.9", "topp")]:
-    for column, short in [("mean log-prob (nats/char)", "lp"), ("distinct-2", "d2"),
-                          ("repetition rate (4-grams)", "rep"), ("known words (%)", "known")]:
-        glue(f"sample_{key}_{short}", float(sample_table.loc[name, column]), display=False)
-assert sample_table.loc["greedy", "repetition rate (4-grams)"] > sample_table.loc["T = 1.0", "repetition rate (4-grams)"]
-assert sample_table.loc["greedy", "mean log-prob (nats/char)"] > sample_table.loc["T = 0.5", "mean log-prob (nats/char)"] > \
-    sample_table.loc["T = 1.0", "mean log-prob (nats/char)"] > sample_table.loc["T = 1.5", "mean log-prob (nats/char)"]
+for name, key in [
+    ("greedy", "greedy"),
+    ("T = 0.5", "t05"),
+    ("T = 1.0", "t10"),
+    ("T = 1.5", "t15"),
+    ("top-k = 10", "topk"),
+    ("top-p = 0.9", "topp"),
+]:
+    for column, short in [
+        ("mean log-prob (nats/char)", "lp"),
+        ("distinct-2", "d2"),
+        ("repetition rate (4-grams)", "rep"),
+        ("known words (%)", "known"),
+    ]:
+        glue(
+            f"sample_{key}_{short}",
+            float(sample_table.loc[name, column]),
+            display=False,
+        )
+assert (
+    sample_table.loc["greedy", "repetition rate (4-grams)"]
+    > sample_table.loc["T = 1.0", "repetition rate (4-grams)"]
+)
+assert (
+    sample_table.loc["greedy", "mean log-prob (nats/char)"]
+    > sample_table.loc["T = 0.5", "mean log-prob (nats/char)"]
+    > sample_table.loc["T = 1.0", "mean log-prob (nats/char)"]
+    > sample_table.loc["T = 1.5", "mean log-prob (nats/char)"]
+)
 known = sample_table["known words (%)"]
-assert known["T = 1.5"] < known["T = 1.0"] < known["T = 0.5"] and min(known["top-k = 10"], known["top-p = 0.9"]) > known["T = 1.0"]
+assert (
+    known["T = 1.5"] < known["T = 1.0"] < known["T = 0.5"]
+    and min(known["top-k = 10"], known["top-p = 0.9"]) > known["T = 1.0"]
+)
 for name in ["greedy", "T = 0.5", "top-p = 0.9", "T = 1.5"]:
     print(f"--- {name} ---\n{prompt}{samples[name][:300]}\n")
 
@@ -757,15 +945,25 @@ def bpe_detokenize(bpe: BPE, tokens: list[str]) -> str:
 
 start = time.perf_counter()
 bpe = BPE.learn(Counter(PIECE_PATTERN.findall(train_text)), cfg.bpe_merges)
-bpe_vocab = list(dict.fromkeys([*bpe.vocab, *(c + bpe.end_of_word for c in chars)]))  # any char may end a piece
+bpe_vocab = list(
+    dict.fromkeys([*bpe.vocab, *(c + bpe.end_of_word for c in chars)])
+)  # any char may end a piece
 bpe_token_to_id = {t: i for i, t in enumerate(bpe_vocab)}
-bpe_train_tokens, bpe_valid_tokens = bpe_tokenize(bpe, train_text), bpe_tokenize(bpe, valid_text)
-assert bpe_detokenize(bpe, bpe_valid_tokens) == valid_text and bpe_detokenize(bpe, bpe_train_tokens) == train_text
+bpe_train_tokens, bpe_valid_tokens = (
+    bpe_tokenize(bpe, train_text),
+    bpe_tokenize(bpe, valid_text),
+)
+assert (
+    bpe_detokenize(bpe, bpe_valid_tokens) == valid_text
+    and bpe_detokenize(bpe, bpe_train_tokens) == train_text
+)
 bpe_train_ids = np.array([bpe_token_to_id[t] for t in bpe_train_tokens], np.int32)
 bpe_valid_ids = np.array([bpe_token_to_id[t] for t in bpe_valid_tokens], np.int32)
 chars_per_token = len(train_text) / len(bpe_train_tokens)
-print(f"{len(bpe.merges)} merges, vocabulary {len(bpe_vocab)} tokens ({time.perf_counter() - start:.1f} s); "
-      f"train {len(bpe_train_tokens):,} tokens ({chars_per_token:.2f} characters/token)")
+print(
+    f"{len(bpe.merges)} merges, vocabulary {len(bpe_vocab)} tokens ({time.perf_counter() - start:.1f} s); "
+    f"train {len(bpe_train_tokens):,} tokens ({chars_per_token:.2f} characters/token)"
+)
 print("validation starts:", bpe_valid_tokens[:16])
 
 # %% [markdown]
@@ -786,24 +984,39 @@ print("validation starts:", bpe_valid_tokens[:16])
 # {glue:text}`seq_len` tokens with the same GRU, so a step costs about the same, apart from the larger softmax.
 
 # %%
-bpe_train_ds = window_dataset(bpe_train_ids, cfg.seq_len, cfg.batch_size, shuffle=True, seed=1)
+bpe_train_ds = window_dataset(
+    bpe_train_ids, cfg.seq_len, cfg.batch_size, shuffle=True, seed=1
+)
 bpe_valid_ds = window_dataset(bpe_valid_ids, cfg.seq_len, 256, shuffle=False)
 num_valid_windows = (len(bpe_valid_ids) - 1) // cfg.seq_len
-bpe_target_chars = sum(len(t.replace(bpe.end_of_word, ""))
-                       for t in bpe_valid_tokens[1:num_valid_windows * cfg.seq_len + 1])
+bpe_target_chars = sum(
+    len(t.replace(bpe.end_of_word, ""))
+    for t in bpe_valid_tokens[1 : num_valid_windows * cfg.seq_len + 1]
+)
 valid_chars_per_token = bpe_target_chars / (num_valid_windows * cfg.seq_len)
-bpe_model = compile_for_budget(build_char_model(len(bpe_vocab), cfg.embed_dim, cfg.units), cfg.learning_rate,
-                               cfg.bpe_epochs * cfg.steps_per_epoch)
+bpe_model = compile_for_budget(
+    build_char_model(len(bpe_vocab), cfg.embed_dim, cfg.units),
+    cfg.learning_rate,
+    cfg.bpe_epochs * cfg.steps_per_epoch,
+)
 bpe_start = time.perf_counter()
-bpe_history = bpe_model.fit(bpe_train_ds, epochs=cfg.bpe_epochs, steps_per_epoch=cfg.steps_per_epoch,
-                            validation_data=bpe_valid_ds, verbose=0, shuffle=False,
-                            callbacks=[epoch_logger("BPE GRU", 1 / (math.log(2) * valid_chars_per_token))])
+bpe_history = bpe_model.fit(
+    bpe_train_ds,
+    epochs=cfg.bpe_epochs,
+    steps_per_epoch=cfg.steps_per_epoch,
+    validation_data=bpe_valid_ds,
+    verbose=0,
+    shuffle=False,
+    callbacks=[epoch_logger("BPE GRU", 1 / (math.log(2) * valid_chars_per_token))],
+)
 bpe_train_seconds = time.perf_counter() - bpe_start
 bpe_step_model = build_step_model(bpe_model)
 bpe_stream_nll = streaming_nll(bpe_step_model, int(bpe_train_ids[-1]), bpe_valid_ids)
 bpe_val_bits = bpe_stream_nll / math.log(2) / len(valid_text)
-print(f"BPE GRU, one stream: {bpe_stream_nll / len(bpe_valid_ids):.3f} nats/token, {bpe_val_bits:.4f} bits/char "
-      f"({len(valid_text):,} characters in {len(bpe_valid_ids):,} tokens); trained {bpe_train_seconds:.0f} s")
+print(
+    f"BPE GRU, one stream: {bpe_stream_nll / len(bpe_valid_ids):.3f} nats/token, {bpe_val_bits:.4f} bits/char "
+    f"({len(valid_text):,} characters in {len(bpe_valid_ids):,} tokens); trained {bpe_train_seconds:.0f} s"
+)
 
 # %% [markdown]
 # Generation speed, in characters per second of text: both models generate with one step per token through
@@ -811,62 +1024,132 @@ print(f"BPE GRU, one stream: {bpe_stream_nll / len(bpe_valid_ids):.3f} nats/toke
 # is the whole difference. We also compare validation bits per character against the amount of text read.
 
 # %%
-def chars_per_second(step_fn, state, prompt_ids: list[int], decode, n: int) -> tuple[float, str]:
+def chars_per_second(
+    step_fn, state, prompt_ids: list[int], decode, n: int
+) -> tuple[float, str]:
     """Characters of generated text per second, with a short warm-up, and the generated text."""
-    generate(step_fn, state, prompt_ids, 5, top_p=0.9, rng=np.random.default_rng(1))  # warm-up (tracing)
+    generate(
+        step_fn, state, prompt_ids, 5, top_p=0.9, rng=np.random.default_rng(1)
+    )  # warm-up (tracing)
     start = time.perf_counter()
-    generated = generate(step_fn, state, prompt_ids, n, top_p=0.9, rng=np.random.default_rng(1))
+    generated = generate(
+        step_fn, state, prompt_ids, n, top_p=0.9, rng=np.random.default_rng(1)
+    )
     text_out = decode(generated.ids)
     return len(text_out) / (time.perf_counter() - start), text_out
 
 
 bpe_step = make_step_fn(bpe_step_model)
-char_cps, _ = chars_per_second(char_step, zero_state, prompt_ids, lambda ids: "".join(chars[i] for i in ids),
-                               cfg.sample_chars)
+char_cps, _ = chars_per_second(
+    char_step,
+    zero_state,
+    prompt_ids,
+    lambda ids: "".join(chars[i] for i in ids),
+    cfg.sample_chars,
+)
 bpe_cps, bpe_sample = chars_per_second(
-    bpe_step, zero_state, [bpe_token_to_id[t] for t in bpe_tokenize(bpe, prompt)],
-    lambda ids: bpe_detokenize(bpe, [bpe_vocab[i] for i in ids]), round(cfg.sample_chars / chars_per_token))
-comparison = pd.DataFrame({
-    "vocabulary": [len(chars), len(bpe_vocab), len(chars)],
-    "training steps": [cfg.epochs * cfg.steps_per_epoch, cfg.bpe_epochs * cfg.steps_per_epoch, np.nan],
-    "training text (characters)": [train_chars, cfg.bpe_epochs * cfg.steps_per_epoch * cfg.batch_size
-                                   * cfg.seq_len * chars_per_token, len(train_text)],
-    "validation bits/char": [char_stream_bits, bpe_val_bits, kn_bits],
-    "generated characters/s": [char_cps, bpe_cps, None]},
-    index=["GRU on characters", f"GRU on BPE tokens ({len(bpe.merges)} merges)", "5-gram Kneser–Ney"])
+    bpe_step,
+    zero_state,
+    [bpe_token_to_id[t] for t in bpe_tokenize(bpe, prompt)],
+    lambda ids: bpe_detokenize(bpe, [bpe_vocab[i] for i in ids]),
+    round(cfg.sample_chars / chars_per_token),
+)
+comparison = pd.DataFrame(
+    {
+        "vocabulary": [len(chars), len(bpe_vocab), len(chars)],
+        "training steps": [
+            cfg.epochs * cfg.steps_per_epoch,
+            cfg.bpe_epochs * cfg.steps_per_epoch,
+            np.nan,
+        ],
+        "training text (characters)": [
+            train_chars,
+            cfg.bpe_epochs
+            * cfg.steps_per_epoch
+            * cfg.batch_size
+            * cfg.seq_len
+            * chars_per_token,
+            len(train_text),
+        ],
+        "validation bits/char": [char_stream_bits, bpe_val_bits, kn_bits],
+        "generated characters/s": [char_cps, bpe_cps, None],
+    },
+    index=[
+        "GRU on characters",
+        f"GRU on BPE tokens ({len(bpe.merges)} merges)",
+        "5-gram Kneser–Ney",
+    ],
+)
 comparison_style = comparison.style.format(precision=3, na_rep="–").format(
-    "{:,.0f}", subset=["training steps", "training text (characters)", "generated characters/s"], na_rep="–")
+    "{:,.0f}",
+    subset=["training steps", "training text (characters)", "generated characters/s"],
+    na_rep="–",
+)
 display(comparison_style)
 print(f"--- BPE GRU, top-p = 0.9 ---\n{prompt}{bpe_sample[:300]}")
 
 # %%
 fig, ax = plt.subplots()
 for history, steps_chars, label in [
-        (char_history, cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len, "GRU on characters"),
-        (bpe_history, cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len * chars_per_token, "GRU on BPE tokens")]:
-    factor = 1 / math.log(2) if history is char_history else 1 / (math.log(2) * valid_chars_per_token)
+    (
+        char_history,
+        cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len,
+        "GRU on characters",
+    ),
+    (
+        bpe_history,
+        cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len * chars_per_token,
+        "GRU on BPE tokens",
+    ),
+]:
+    factor = (
+        1 / math.log(2)
+        if history is char_history
+        else 1 / (math.log(2) * valid_chars_per_token)
+    )
     read = steps_chars * np.arange(1, len(history.history["val_loss"]) + 1) / 1e6
-    ax.plot(read, np.array(history.history["val_loss"]) * factor, marker="o", label=label)
+    ax.plot(
+        read, np.array(history.history["val_loss"]) * factor, marker="o", label=label
+    )
 ax.axhline(kn_bits, color="grey", linestyle=":", label="5-gram Kneser–Ney")
 ax.set_xlabel("training text read (million characters)")
 ax.set_ylabel("validation bits per character")
 ax.legend()
 glue("fig_gen_bpe", fig, display=False)
 plt.close(fig)
-for name, value in [("bpe_val_bits", bpe_val_bits), ("bpe_train_seconds", bpe_train_seconds),
-                    ("chars_per_token", chars_per_token), ("char_gen_cps", char_cps), ("bpe_gen_cps", bpe_cps),
-                    ("bpe_speedup", bpe_cps / char_cps), ("bpe_minus_char_bits", bpe_val_bits - char_stream_bits)]:
+for name, value in [
+    ("bpe_val_bits", bpe_val_bits),
+    ("bpe_train_seconds", bpe_train_seconds),
+    ("chars_per_token", chars_per_token),
+    ("char_gen_cps", char_cps),
+    ("bpe_gen_cps", bpe_cps),
+    ("bpe_speedup", bpe_cps / char_cps),
+    ("bpe_minus_char_bits", bpe_val_bits - char_stream_bits),
+]:
     glue(name, float(value), display=False)
 glue("bpe_merges", len(bpe.merges), display=False)
 glue("bpe_vocab", len(bpe_vocab), display=False)
 glue("bpe_vocab_ratio", len(bpe_vocab) / len(chars), display=False)
 glue("tab_gen_comparison", comparison_style, display=False)
 # at equal amounts of text read, the character model's validation curve lies below the BPE model's
-char_read = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len * np.arange(1, cfg.epochs + 1)
-bpe_read = cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len * chars_per_token * np.arange(1, cfg.bpe_epochs + 1)
+char_read = (
+    cfg.steps_per_epoch * cfg.batch_size * cfg.seq_len * np.arange(1, cfg.epochs + 1)
+)
+bpe_read = (
+    cfg.steps_per_epoch
+    * cfg.batch_size
+    * cfg.seq_len
+    * chars_per_token
+    * np.arange(1, cfg.bpe_epochs + 1)
+)
 char_curve = np.array(char_history.history["val_loss"]) / math.log(2)
-bpe_curve = np.array(bpe_history.history["val_loss"]) / (math.log(2) * valid_chars_per_token)
-assert np.all(np.interp(bpe_read, char_read, char_curve) < bpe_curve) and bpe_val_bits > char_stream_bits
+bpe_curve = np.array(bpe_history.history["val_loss"]) / (
+    math.log(2) * valid_chars_per_token
+)
+assert (
+    np.all(np.interp(bpe_read, char_read, char_curve) < bpe_curve)
+    and bpe_val_bits > char_stream_bits
+)
 
 # %% [markdown]
 # ```{glue:figure} fig_gen_bpe
@@ -919,12 +1202,22 @@ probe_tokens = tf.constant(valid_ids[:64, None])  # (64, 1): a batch of single t
 probe_states = keras.random.normal((64, cfg.units), seed=3)
 original_out = [t.numpy() for t in char_step_model([probe_tokens, probe_states])]
 reloaded_out = [t.numpy() for t in reloaded([probe_tokens, probe_states])]
-assert all(np.array_equal(a, b) for a, b in zip(original_out, reloaded_out, strict=True))
-reloaded_sample = generate(make_step_fn(reloaded), zero_state, prompt_ids, cfg.sample_chars, top_p=0.9,
-                           rng=np.random.default_rng(0))
+assert all(
+    np.array_equal(a, b) for a, b in zip(original_out, reloaded_out, strict=True)
+)
+reloaded_sample = generate(
+    make_step_fn(reloaded),
+    zero_state,
+    prompt_ids,
+    cfg.sample_chars,
+    top_p=0.9,
+    rng=np.random.default_rng(0),
+)
 assert "".join(chars[i] for i in reloaded_sample.ids) == samples["top-p = 0.9"]
-print(f"saved {saved_megabytes:.1f} MB; reloaded logits and states identical; same top-p sample:\n"
-      f"{prompt}{samples['top-p = 0.9'][:200]}")
+print(
+    f"saved {saved_megabytes:.1f} MB; reloaded logits and states identical; same top-p sample:\n"
+    f"{prompt}{samples['top-p = 0.9'][:200]}"
+)
 
 # %% [markdown]
 # The reloaded generator writes the same top-p sample as the original, character for character. (A complete

@@ -21,10 +21,19 @@ class LineCorpus:
     Defined in chapter 03 (Word vectors with gensim).
     """
 
-    def __init__(self, path: str | Path, lowercase: bool = True, skip_line: Callable[[str], bool] | None = None,
-                 max_length: int = 10_000):
+    def __init__(
+        self,
+        path: str | Path,
+        lowercase: bool = True,
+        skip_line: Callable[[str], bool] | None = None,
+        max_length: int = 10_000,
+    ):
         self.path = Path(path)
-        self.lowercase, self.skip_line, self.max_length = lowercase, skip_line, max_length
+        self.lowercase, self.skip_line, self.max_length = (
+            lowercase,
+            skip_line,
+            max_length,
+        )
 
     def __iter__(self) -> Iterator[list[str]]:
         with open(self.path, encoding="utf-8") as lines:
@@ -33,7 +42,7 @@ class LineCorpus:
                     continue
                 tokens = (line.lower() if self.lowercase else line).split()
                 for start in range(0, len(tokens), self.max_length):
-                    yield tokens[start:start + self.max_length]
+                    yield tokens[start : start + self.max_length]
 
 
 def word_counts(corpus: Iterable[Sequence[str]]) -> Counter:
@@ -47,7 +56,9 @@ def word_counts(corpus: Iterable[Sequence[str]]) -> Counter:
     return counts
 
 
-def noise_distribution(counts: Sequence[int] | np.ndarray, power: float = 0.75) -> np.ndarray:
+def noise_distribution(
+    counts: Sequence[int] | np.ndarray, power: float = 0.75
+) -> np.ndarray:
     """The negative-sampling noise distribution P_n(w) proportional to count(w)**power (float64, sums to 1).
 
     Defined in chapter 03 (Word vectors with gensim).
@@ -56,8 +67,9 @@ def noise_distribution(counts: Sequence[int] | np.ndarray, power: float = 0.75) 
     return weights / weights.sum()
 
 
-def keep_probabilities(counts: Sequence[int] | np.ndarray, sample: float = 1e-3,
-                       variant: str = "word2vec") -> np.ndarray:
+def keep_probabilities(
+    counts: Sequence[int] | np.ndarray, sample: float = 1e-3, variant: str = "word2vec"
+) -> np.ndarray:
     """Probability of keeping each occurrence of each word under subsampling, with f = count / total.
 
     ``variant="paper"``: Mikolov et al. (2013b) discard with probability 1 - sqrt(t / f), so keep
@@ -76,7 +88,9 @@ def keep_probabilities(counts: Sequence[int] | np.ndarray, sample: float = 1e-3,
     return np.minimum(keep, 1.0)
 
 
-def subsample(sentences: Iterable[np.ndarray], keep_prob: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+def subsample(
+    sentences: Iterable[np.ndarray], keep_prob: np.ndarray, seed: int = 0
+) -> list[np.ndarray]:
     """Keep each token (a word id) with probability ``keep_prob[id]``; deterministic for a given ``seed``.
 
     Defined in chapter 03 (Word vectors with gensim).
@@ -85,8 +99,12 @@ def subsample(sentences: Iterable[np.ndarray], keep_prob: np.ndarray, seed: int 
     return [s[rng.random(len(s)) < keep_prob[s]] for s in map(np.asarray, sentences)]
 
 
-def skipgram_pairs(sentences: Sequence[np.ndarray], window: int, dynamic_window: bool = True,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def skipgram_pairs(
+    sentences: Sequence[np.ndarray],
+    window: int,
+    dynamic_window: bool = True,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """All skip-gram (centre, context) pairs of a corpus of word-id arrays, computed with numpy at once.
 
     Pairs never cross a sentence boundary and never pair a position with itself. With ``dynamic_window``
@@ -97,18 +115,30 @@ def skipgram_pairs(sentences: Sequence[np.ndarray], window: int, dynamic_window:
 
     Defined in chapter 03 (Word vectors with gensim).
     """
-    ids = np.concatenate([np.asarray(s, np.int32) for s in sentences] or [np.zeros(0, np.int32)])
+    ids = np.concatenate(
+        [np.asarray(s, np.int32) for s in sentences] or [np.zeros(0, np.int32)]
+    )
     sentence_of = np.repeat(np.arange(len(sentences)), [len(s) for s in sentences])
     rng = np.random.default_rng(seed)
-    reach = rng.integers(1, window + 1, size=len(ids)) if dynamic_window else np.full(len(ids), window)
+    reach = (
+        rng.integers(1, window + 1, size=len(ids))
+        if dynamic_window
+        else np.full(len(ids), window)
+    )
     centres, contexts = [], []
     for distance in range(1, window + 1):
         same = sentence_of[:-distance] == sentence_of[distance:]
-        left = np.flatnonzero(same & (reach[:-distance] >= distance))  # centre i, context i + distance
-        right = np.flatnonzero(same & (reach[distance:] >= distance))  # centre i + distance, context i
+        left = np.flatnonzero(
+            same & (reach[:-distance] >= distance)
+        )  # centre i, context i + distance
+        right = np.flatnonzero(
+            same & (reach[distance:] >= distance)
+        )  # centre i + distance, context i
         centres += [ids[left], ids[right + distance]]
         contexts += [ids[left + distance], ids[right]]
-    return np.concatenate(centres).astype(np.int32), np.concatenate(contexts).astype(np.int32)
+    return np.concatenate(centres).astype(np.int32), np.concatenate(contexts).astype(
+        np.int32
+    )
 
 
 import keras
@@ -124,7 +154,9 @@ def sgns_loss(labels, logits):
     Defined in chapter 03 (Word vectors with gensim).
     """
     labels = ops.cast(labels, logits.dtype)
-    per_score = ops.softplus(-logits) * labels + ops.softplus(logits) * (1.0 - labels)  # -log sigmoid(+-s)
+    per_score = ops.softplus(-logits) * labels + ops.softplus(logits) * (
+        1.0 - labels
+    )  # -log sigmoid(+-s)
     return ops.mean(ops.sum(per_score, axis=-1))
 
 
@@ -142,8 +174,12 @@ class SkipGramNS(keras.Model):
         super().__init__(**kwargs)
         self.vocab_size, self.dim = vocab_size, dim
         init = keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim)
-        self.centre_embedding = layers.Embedding(vocab_size, dim, embeddings_initializer=init, name="centre")
-        self.context_embedding = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", name="context")
+        self.centre_embedding = layers.Embedding(
+            vocab_size, dim, embeddings_initializer=init, name="centre"
+        )
+        self.context_embedding = layers.Embedding(
+            vocab_size, dim, embeddings_initializer="zeros", name="context"
+        )
 
     def call(self, inputs):
         centres, candidates = inputs
@@ -156,8 +192,15 @@ class SkipGramNS(keras.Model):
         return ops.convert_to_numpy(self.centre_embedding.embeddings)
 
 
-def sgns_dataset(centres: np.ndarray, contexts: np.ndarray, noise: np.ndarray, negatives: int,
-                 batch_size: int, seed: int = 0, table_size: int = 1_000_000):
+def sgns_dataset(
+    centres: np.ndarray,
+    contexts: np.ndarray,
+    noise: np.ndarray,
+    negatives: int,
+    batch_size: int,
+    seed: int = 0,
+    table_size: int = 1_000_000,
+):
     """A ``tf.data`` pipeline of ``((centres, candidates), labels)`` batches for :class:`SkipGramNS`.
 
     The pairs are shuffled once with ``seed``. Each batch draws ``negatives`` noise words per pair from
@@ -170,20 +213,36 @@ def sgns_dataset(centres: np.ndarray, contexts: np.ndarray, noise: np.ndarray, n
     import tensorflow as tf
 
     order = np.random.default_rng(seed).permutation(len(centres))
-    table = tf.constant(np.repeat(np.arange(len(noise), dtype=np.int32),
-                                  np.round(np.asarray(noise) * table_size).astype(np.int64)))
+    table = tf.constant(
+        np.repeat(
+            np.arange(len(noise), dtype=np.int32),
+            np.round(np.asarray(noise) * table_size).astype(np.int64),
+        )
+    )
     label_row = tf.constant([[1.0] + [0.0] * negatives])
 
     def add_negatives(step, batch):
         centre, context = batch
         size = tf.shape(centre)[0]
-        index = tf.random.stateless_uniform((size, negatives), seed=tf.stack([tf.cast(seed, tf.int64), step]),
-                                            maxval=tf.shape(table, out_type=tf.int64)[0], dtype=tf.int64)
-        candidates = tf.concat([context[:, None], tf.gather(table, index)], axis=1)  # (batch, 1 + k)
+        index = tf.random.stateless_uniform(
+            (size, negatives),
+            seed=tf.stack([tf.cast(seed, tf.int64), step]),
+            maxval=tf.shape(table, out_type=tf.int64)[0],
+            dtype=tf.int64,
+        )
+        candidates = tf.concat(
+            [context[:, None], tf.gather(table, index)], axis=1
+        )  # (batch, 1 + k)
         return (centre, candidates), tf.tile(label_row, (size, 1))
 
-    pairs = tf.data.Dataset.from_tensor_slices((centres[order], contexts[order])).batch(batch_size)
-    return pairs.enumerate().map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    pairs = tf.data.Dataset.from_tensor_slices((centres[order], contexts[order])).batch(
+        batch_size
+    )
+    return (
+        pairs.enumerate()
+        .map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
@@ -204,8 +263,12 @@ def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
     return kv
 
 
-def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str | Path],
-                     restrict_vocab: int = 30_000) -> dict[str, float]:
+def benchmark_scores(
+    kv,
+    analogies: str | Path,
+    similarity_sets: dict[str, str | Path],
+    restrict_vocab: int = 30_000,
+) -> dict[str, float]:
     """Analogy accuracies (semantic, syntactic, all) and Spearman correlations of gensim ``KeyedVectors``.
 
     Uses gensim's ``evaluate_word_analogies`` (3CosAdd over the ``restrict_vocab`` most frequent words,
@@ -223,11 +286,18 @@ def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str |
     quiet.setLevel(logging.ERROR)  # gensim logs every section at INFO
     try:
         with open(analogies, encoding="utf-8") as lines:
-            n_questions = sum(1 for line in lines if line.strip() and not line.startswith(":"))
-        _, sections = kv.evaluate_word_analogies(analogies, restrict_vocab=restrict_vocab, case_insensitive=True)
+            n_questions = sum(
+                1 for line in lines if line.strip() and not line.startswith(":")
+            )
+        _, sections = kv.evaluate_word_analogies(
+            analogies, restrict_vocab=restrict_vocab, case_insensitive=True
+        )
         sections = [s for s in sections if s["section"] != "Total accuracy"]
-        groups = {"semantic": [s for s in sections if not s["section"].startswith("gram")],
-                  "syntactic": [s for s in sections if s["section"].startswith("gram")], "analogy": sections}
+        groups = {
+            "semantic": [s for s in sections if not s["section"].startswith("gram")],
+            "syntactic": [s for s in sections if s["section"].startswith("gram")],
+            "analogy": sections,
+        }
         scores = {}
         for name, group in groups.items():
             correct = sum(len(s["correct"]) for s in group)
@@ -236,8 +306,9 @@ def benchmark_scores(kv, analogies: str | Path, similarity_sets: dict[str, str |
             scores[f"{name} questions"] = seen
         scores["analogy coverage"] = scores["analogy questions"] / n_questions
         for name, path in similarity_sets.items():
-            _, spearman, oov_percent = kv.evaluate_word_pairs(path, restrict_vocab=restrict_vocab,
-                                                              case_insensitive=True)
+            _, spearman, oov_percent = kv.evaluate_word_pairs(
+                path, restrict_vocab=restrict_vocab, case_insensitive=True
+            )
             scores[f"{name} rho"] = float(spearman[0])
             scores[f"{name} coverage"] = 1 - oov_percent / 100
     finally:

@@ -62,7 +62,9 @@ def top_p_filter(logits: np.ndarray, p: float, tolerance: float = 1e-9) -> np.nd
         return logits.copy()
     order = np.argsort(-logits, kind="stable")
     probs = np.exp(log_softmax(logits))[order]
-    mass_before = np.concatenate([[0.0], np.cumsum(probs)[:-1]])  # probability of the tokens ranked higher
+    mass_before = np.concatenate(
+        [[0.0], np.cumsum(probs)[:-1]]
+    )  # probability of the tokens ranked higher
     keep = order[mass_before < p - tolerance]
     keep = keep if keep.size else order[:1]
     filtered = np.full_like(logits, -np.inf)
@@ -70,8 +72,13 @@ def top_p_filter(logits: np.ndarray, p: float, tolerance: float = 1e-9) -> np.nd
     return filtered
 
 
-def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, rng: np.random.Generator | None = None) -> int:
+def sample_logits(
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> int:
     """Draw one token from 1-D ``logits`` after temperature scaling, then top-k, then top-p filtering.
 
     ``temperature == 0`` is greedy decoding. Sampling uses one uniform number from ``rng`` (a
@@ -92,8 +99,12 @@ def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
     probs = np.exp(log_softmax(scaled))
     cumulative = np.cumsum(probs)
     rng = np.random.default_rng() if rng is None else rng
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, int(np.flatnonzero(probs)[-1]))  # guard against rounding at the top end
+    index = int(
+        np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
+    )
+    return min(
+        index, int(np.flatnonzero(probs)[-1])
+    )  # guard against rounding at the top end
 
 
 class Generation(NamedTuple):
@@ -109,9 +120,16 @@ class Generation(NamedTuple):
     state: Any
 
 
-def generate(step_fn: Callable[[int, Any], tuple[np.ndarray, Any]], state: Any, prompt_ids: Sequence[int],
-             n: int, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             rng: np.random.Generator | None = None) -> Generation:
+def generate(
+    step_fn: Callable[[int, Any], tuple[np.ndarray, Any]],
+    state: Any,
+    prompt_ids: Sequence[int],
+    n: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> Generation:
     """Generate ``n`` tokens after ``prompt_ids`` with a step function that carries the model's state.
 
     ``step_fn(token_id, state) -> (logits, new_state)`` feeds one token and returns the 1-D logits of the next
@@ -122,7 +140,9 @@ def generate(step_fn: Callable[[int, Any], tuple[np.ndarray, Any]], state: Any, 
     Defined in chapter 05 (Text generation with a GRU).
     """
     if len(prompt_ids) == 0:
-        raise ValueError("generate needs a prompt of at least one token (e.g. a newline or a start token)")
+        raise ValueError(
+            "generate needs a prompt of at least one token (e.g. a newline or a start token)"
+        )
     for token in prompt_ids:
         logits, state = step_fn(int(token), state)
     ids, logprobs = [], []
@@ -142,7 +162,7 @@ def distinct_n(tokens: Sequence[Any], n: int = 2) -> float:
 
     Defined in chapter 05 (Text generation with a GRU).
     """
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -152,7 +172,7 @@ def repetition_rate(tokens: Sequence[Any], n: int = 4) -> float:
 
     Defined in chapter 05 (Text generation with a GRU).
     """
-    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     seen: set = set()
     repeats = 0
     for gram in grams:

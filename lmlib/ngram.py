@@ -30,7 +30,9 @@ class NGramCounts:
     Defined in chapter 02 (N-gram language models and perplexity).
     """
 
-    def __init__(self, sentences: Iterable[Sequence[str]], order: int, padding: str = "book"):
+    def __init__(
+        self, sentences: Iterable[Sequence[str]], order: int, padding: str = "book"
+    ):
         if padding not in ("book", "nltk"):
             raise ValueError(f"padding must be 'book' or 'nltk', not {padding!r}")
         sentences = [list(s) for s in sentences]
@@ -44,10 +46,15 @@ class NGramCounts:
             tokens.extend(self.word_id[w] for w in padded)
             offsets.extend(range(len(padded)))
         tokens, offsets = np.array(tokens, np.int64), np.array(offsets, np.int64)
-        counted = offsets >= (order - 1 if padding == "book" else 0)  # positions whose n-grams are counted
+        counted = offsets >= (
+            order - 1 if padding == "book" else 0
+        )  # positions whose n-grams are counted
         V = len(self.vocab)
         self.keys = [np.zeros(1, np.int64), np.arange(V, dtype=np.int64)]
-        self.count = [np.array([counted.sum()]), np.bincount(tokens[counted], minlength=V)]
+        self.count = [
+            np.array([counted.sum()]),
+            np.bincount(tokens[counted], minlength=V),
+        ]
         self.context = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
         self.suffix = [np.zeros(1, np.int64), np.zeros(V, np.int64)]
         gram_at = tokens  # id of the (k-1)-gram ending at each position (-1 where it does not fit)
@@ -63,15 +70,21 @@ class NGramCounts:
             self.suffix.append(suffix)
             gram_at = np.full(len(tokens), -1, np.int64)
             gram_at[fits] = inverse
-        self.cont = [np.bincount(self.suffix[k + 1][self.count[k + 1] > 0], minlength=len(self.keys[k]))
-                     for k in range(order)]
+        self.cont = [
+            np.bincount(
+                self.suffix[k + 1][self.count[k + 1] > 0], minlength=len(self.keys[k])
+            )
+            for k in range(order)
+        ]
 
     def ids(self, windows: np.ndarray, k: int) -> np.ndarray:
         """Ids of the k-grams in the last k columns of ``windows`` (word ids, shape (N, >= k)); -1 if unseen."""
         if k == 0:
             return np.zeros(len(windows), np.int64)
         gram = windows[:, -k].astype(np.int64)
-        for j in range(2, k + 1):  # extend the gram by one word to the right: order j-1 -> j
+        for j in range(
+            2, k + 1
+        ):  # extend the gram by one word to the right: order j-1 -> j
             key = gram * len(self.vocab) + windows[:, j - k - 1]
             keys = self.keys[j]
             pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
@@ -87,13 +100,18 @@ class NGramCounts:
         rows = []
         for sentence in sentences:
             padded = [BOS] * (order - 1) + list(sentence) + [EOS]
-            ids = np.array([self.word_id[w if w in self.word_id else UNK] for w in padded], np.int64)
+            ids = np.array(
+                [self.word_id[w if w in self.word_id else UNK] for w in padded],
+                np.int64,
+            )
             rows.append(np.lib.stride_tricks.sliding_window_view(ids, order))
         return np.concatenate(rows)
 
     def per_context(self, k: int, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (one per k-gram) over the k-grams sharing each context, e.g. c(h) = Σ_w c(h w)."""
-        return np.bincount(self.context[k], weights=values, minlength=len(self.keys[k - 1]))
+        return np.bincount(
+            self.context[k], weights=values, minlength=len(self.keys[k - 1])
+        )
 
 
 class NGramLM:
@@ -112,9 +130,15 @@ class NGramLM:
 
     def fit(self, corpus: Iterable[Sequence[str]] | NGramCounts) -> Self:
         """Count ``corpus`` (or reuse counts of a high enough order) and precompute per-context statistics."""
-        counts = corpus if isinstance(corpus, NGramCounts) else NGramCounts(corpus, self.order)
+        counts = (
+            corpus
+            if isinstance(corpus, NGramCounts)
+            else NGramCounts(corpus, self.order)
+        )
         if counts.order < self.order:
-            raise ValueError(f"counts of order {counts.order} cannot fit a model of order {self.order}")
+            raise ValueError(
+                f"counts of order {counts.order} cannot fit a model of order {self.order}"
+            )
         self.counts = counts
         self._prepare()
         return self
@@ -132,7 +156,7 @@ class NGramLM:
 
     def prob_windows(self, windows: np.ndarray) -> np.ndarray:
         """P(w | h) for each row ``[h..., w]`` of word ids (only the last ``order`` columns are used)."""
-        return self._prob(windows[:, windows.shape[1] - self.order:], self.order)
+        return self._prob(windows[:, windows.shape[1] - self.order :], self.order)
 
     def token_logprobs(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:
         """Natural-log probability of every predicted token of ``sentences`` (``-inf`` where P = 0)."""
@@ -148,7 +172,7 @@ class NGramLM:
         word_id = self.counts.word_id
         ctx = [BOS] * (self.order - 1) + [w if w in word_id else UNK for w in context]
         windows = np.empty((len(self.counts.vocab), self.order), np.int64)
-        windows[:, :-1] = [word_id[w] for w in ctx[len(ctx) - self.order + 1:]]
+        windows[:, :-1] = [word_id[w] for w in ctx[len(ctx) - self.order + 1 :]]
         windows[:, -1] = np.arange(len(self.counts.vocab))
         return self.prob_windows(windows)
 
@@ -160,7 +184,9 @@ class NGramLM:
         probs = self.distribution(context)
         with np.errstate(divide="ignore"):
             word_id = self.counts.word_id
-            return float(np.log(probs[word_id[word] if word in word_id else word_id[UNK]]))
+            return float(
+                np.log(probs[word_id[word] if word in word_id else word_id[UNK]])
+            )
 
     def sample(self, rng: np.random.Generator, max_words: int = 40) -> list[str]:
         """Draw one sentence word by word from the model (stops at ``</s>`` or after ``max_words``)."""
@@ -192,7 +218,9 @@ class AddKLM(NGramLM):
         self.k = k
 
     def _prepare(self) -> None:
-        self.context_total = self.counts.per_context(self.order, self.counts.count[self.order])
+        self.context_total = self.counts.per_context(
+            self.order, self.counts.count[self.order]
+        )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         ctx, gram = self._lookup(windows, k)
@@ -217,8 +245,10 @@ class JelinekMercerLM(NGramLM):
         self.lambdas = list(lambdas)
 
     def _prepare(self) -> None:
-        self.context_total = [None] + [self.counts.per_context(k, self.counts.count[k])
-                                       for k in range(1, self.order + 1)]
+        self.context_total = [None] + [
+            self.counts.per_context(k, self.counts.count[k])
+            for k in range(1, self.order + 1)
+        ]
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 0:
@@ -228,7 +258,9 @@ class JelinekMercerLM(NGramLM):
         c_h = np.where(ctx >= 0, self.context_total[k][ctx], 0)
         c_hw = np.where(gram >= 0, self.counts.count[k][gram], 0)
         lam = self.lambdas[k - 1]
-        return np.where(c_h > 0, lam * c_hw / np.maximum(c_h, 1) + (1 - lam) * lower, lower)
+        return np.where(
+            c_h > 0, lam * c_hw / np.maximum(c_h, 1) + (1 - lam) * lower, lower
+        )
 
 
 class BackoffLM(NGramLM):
@@ -251,12 +283,16 @@ class BackoffLM(NGramLM):
         for k in range(2, self.order + 1):
             count = c.count[k]
             c_h = c.per_context(k, count)
-            seen_prob = np.where(count > 0, (count - D) / np.maximum(c_h[c.context[k]], 1), 0.0)
+            seen_prob = np.where(
+                count > 0, (count - D) / np.maximum(c_h[c.context[k]], 1), 0.0
+            )
             # a seen k-gram's suffix is a seen (k-1)-gram, so its P_{k-1} is that gram's seen_prob
             lower_of_seen = np.where(count > 0, self.seen_prob[k - 1][c.suffix[k]], 0.0)
             freed = D * c.per_context(k, count > 0) / np.maximum(c_h, 1)
             self.seen_prob.append(seen_prob)
-            self.alpha.append(freed / np.maximum(1.0 - c.per_context(k, lower_of_seen), 1e-12))
+            self.alpha.append(
+                freed / np.maximum(1.0 - c.per_context(k, lower_of_seen), 1e-12)
+            )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 1:
@@ -283,14 +319,28 @@ class KneserNeyLM(NGramLM):
     Defined in chapter 02 (N-gram language models and perplexity).
     """
 
-    def __init__(self, order: int, discount: float | Sequence[float] = 0.75, modified: bool = False,
-                 continuation: bool = True):
+    def __init__(
+        self,
+        order: int,
+        discount: float | Sequence[float] = 0.75,
+        modified: bool = False,
+        continuation: bool = True,
+    ):
         super().__init__(order)
-        self.discount, self.modified, self.continuation = discount, modified, continuation
+        self.discount, self.modified, self.continuation = (
+            discount,
+            modified,
+            continuation,
+        )
 
     def _prepare(self) -> None:
         c = self.counts
-        self.discounts, self.numerator, self.total, self.gamma = [None], [None], [None], [None]
+        self.discounts, self.numerator, self.total, self.gamma = (
+            [None],
+            [None],
+            [None],
+            [None],
+        )
         for k in range(1, self.order + 1):
             # c': counts at the top, continuation counts below (ordinary counts if continuation=False)
             eff = c.count[k] if k == self.order or not self.continuation else c.cont[k]
@@ -298,13 +348,24 @@ class KneserNeyLM(NGramLM):
                 n1, n2, n3, n4 = (np.sum(eff == j) for j in range(1, 5))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     y = n1 / (n1 + 2 * n2)
-                    d = np.array([0.0, 1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
-                if not np.all((d >= 0) & (d <= np.arange(4))):  # undefined or out of range (too few counts)
+                    d = np.array(
+                        [
+                            0.0,
+                            1 - 2 * y * n2 / n1,
+                            2 - 3 * y * n3 / n2,
+                            3 - 4 * y * n4 / n3,
+                        ]
+                    )
+                if not np.all(
+                    (d >= 0) & (d <= np.arange(4))
+                ):  # undefined or out of range (too few counts)
                     d = np.array([0.0] + [self._plain_discount(k)] * 3)
             else:
                 d = np.array([0.0] + [self._plain_discount(k)] * 3)
             if c.padding == "nltk" and k == 1 < self.order:
-                d[:] = 0.0  # nltk.lm ends the recursion with an undiscounted continuation unigram
+                d[:] = (
+                    0.0  # nltk.lm ends the recursion with an undiscounted continuation unigram
+                )
             total = c.per_context(k, eff)
             if self.modified:
                 freed = c.per_context(k, d[np.minimum(eff, 3)])
@@ -317,7 +378,11 @@ class KneserNeyLM(NGramLM):
 
     def _plain_discount(self, k: int) -> float:
         """The plain discount of order k (``discount`` or ``discount[k-1]``)."""
-        return float(self.discount[k - 1] if isinstance(self.discount, Sequence) else self.discount)
+        return float(
+            self.discount[k - 1]
+            if isinstance(self.discount, Sequence)
+            else self.discount
+        )
 
     def _prob(self, windows: np.ndarray, k: int) -> np.ndarray:
         if k == 0:
@@ -326,5 +391,8 @@ class KneserNeyLM(NGramLM):
         ctx, gram = self._lookup(windows, k)
         total = np.where(ctx >= 0, self.total[k][np.maximum(ctx, 0)], 0.0)
         numerator = np.where(gram >= 0, self.numerator[k][np.maximum(gram, 0)], 0.0)
-        interpolated = numerator / np.maximum(total, 1e-300) + self.gamma[k][np.maximum(ctx, 0)] * lower
+        interpolated = (
+            numerator / np.maximum(total, 1e-300)
+            + self.gamma[k][np.maximum(ctx, 0)] * lower
+        )
         return np.where(total > 0, interpolated, lower)

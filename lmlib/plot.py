@@ -51,7 +51,13 @@ def plot_history(
         epochs = range(1, len(logs[metric]) + 1)
         ax.plot(epochs, logs[metric], color=colour, label=f"train {metric}")
         if f"val_{metric}" in logs:
-            ax.plot(epochs, logs[f"val_{metric}"], color=colour, linestyle="--", label=f"validation {metric}")
+            ax.plot(
+                epochs,
+                logs[f"val_{metric}"],
+                color=colour,
+                linestyle="--",
+                label=f"validation {metric}",
+            )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or ", ".join(metrics))
     if title:

@@ -45,7 +45,13 @@ def active_profile() -> str:
 class Profile(Mapping[str, Any]):
     """The settings a chapter runs with: a read-only mapping that also allows ``cfg.epochs``."""
 
-    def __init__(self, chapter: str, name: str, settings: Mapping[str, Any], other: Mapping[str, Any]):
+    def __init__(
+        self,
+        chapter: str,
+        name: str,
+        settings: Mapping[str, Any],
+        other: Mapping[str, Any],
+    ):
         self.chapter = chapter
         self.name = name
         self._settings = dict(settings)
@@ -55,7 +61,9 @@ class Profile(Mapping[str, Any]):
         try:
             return self.__dict__["_settings"][key]
         except KeyError:
-            raise AttributeError(f"profile {self.name!r} of chapter {self.chapter} has no setting {key!r}") from None
+            raise AttributeError(
+                f"profile {self.name!r} of chapter {self.chapter} has no setting {key!r}"
+            ) from None
 
     def __getitem__(self, key: str) -> Any:
         return self._settings[key]
@@ -78,7 +86,10 @@ class Profile(Mapping[str, Any]):
         return "\n".join(rows)
 
     def _repr_markdown_(self) -> str:
-        return f"Profile **{self.name}** (`{PROFILE_ENV}`), chapter {self.chapter}:\n\n" + self.table()
+        return (
+            f"Profile **{self.name}** (`{PROFILE_ENV}`), chapter {self.chapter}:\n\n"
+            + self.table()
+        )
 
 
 def _fmt(value: Any) -> str:
@@ -122,11 +133,15 @@ def import_tensorflow():
 
 
 def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
-    """Seed Python's and NumPy's generators; with ``keras=True`` also Keras/TensorFlow, and make TF deterministic.
+    """Seed Python's and NumPy's generators; with ``keras=True`` also Keras/TensorFlow.
 
-    TensorFlow's op determinism makes CPU runs repeat bit for bit (at some cost in speed on a GPU).
+    With ``keras=True`` TensorFlow's kernels are made deterministic (CPU runs repeat bit for
+    bit, at some cost in speed on a GPU) and TensorFloat-32 is turned off, so float32 means
+    float32 on a GPU too and parity checks hold with the same tolerances.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # must be set before TensorFlow is first imported
+    os.environ.setdefault(
+        "TF_CPP_MIN_LOG_LEVEL", "2"
+    )  # must be set before TensorFlow is first imported
     random.seed(seed)
     np.random.seed(seed)
     if keras:
@@ -136,6 +151,9 @@ def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
 
         _keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
+        # TensorFloat-32 rounds float32 matmul inputs to 10 mantissa bits on Ampere and later
+        # GPUs: parity checks against Keras would mean something else there than on a CPU.
+        tf.config.experimental.enable_tensor_float_32_execution(False)
         try:
             import absl.logging
 
@@ -160,7 +178,9 @@ def setup_chapter(
     """
     if set(quick) != set(full):
         missing = sorted(set(quick) ^ set(full))
-        raise ValueError(f"chapter {chapter}: quick and full profiles must name the same settings; differ in {missing}")
+        raise ValueError(
+            f"chapter {chapter}: quick and full profiles must name the same settings; differ in {missing}"
+        )
     name = active_profile()
     chosen, other = (quick, full) if name == "quick" else (full, quick)
     seed_everything(seed, keras=keras)

@@ -27,15 +27,27 @@ class SimpleRNNCellScratch(layers.Layer):
         self.output_size = units
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform",
-                                      name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
-                                                name="recurrent_kernel")
-        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.units),
+            initializer="glorot_uniform",
+            name="kernel",
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units),
+            initializer="orthogonal",
+            name="recurrent_kernel",
+        )
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="bias"
+        )
 
     def call(self, inputs, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
-        h = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel) + self.bias)
+        h = ops.tanh(
+            ops.matmul(inputs, self.kernel)
+            + ops.matmul(h_prev, self.recurrent_kernel)
+            + self.bias
+        )
         return h, [h]
 
     def get_config(self) -> dict:
@@ -60,22 +72,38 @@ class LSTMCellScratch(layers.Layer):
 
     def build(self, input_shape):
         n = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 4 * n), initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(n, 4 * n), initializer="orthogonal", name="recurrent_kernel")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], 4 * n), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(n, 4 * n), initializer="orthogonal", name="recurrent_kernel"
+        )
         self.bias = self.add_weight(shape=(4 * n,), initializer="zeros", name="bias")
         if self.unit_forget_bias:
-            self.bias.assign(np.concatenate([np.zeros(n), np.ones(n), np.zeros(2 * n)]).astype(self.bias.dtype))
+            self.bias.assign(
+                np.concatenate([np.zeros(n), np.ones(n), np.zeros(2 * n)]).astype(
+                    self.bias.dtype
+                )
+            )
 
     def call(self, inputs, states, training=False):
         h_prev, c_prev = states
-        gates = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel) + self.bias
+        gates = (
+            ops.matmul(inputs, self.kernel)
+            + ops.matmul(h_prev, self.recurrent_kernel)
+            + self.bias
+        )
         i, f, c_candidate, o = ops.split(gates, 4, axis=-1)  # each (batch, units)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(c_candidate)
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, [h, c]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
 
 
 @keras.saving.register_keras_serializable(package="lmlib")
@@ -97,34 +125,54 @@ class GRUCellScratch(layers.Layer):
 
     def build(self, input_shape):
         n = self.units
-        self.kernel = self.add_weight(shape=(input_shape[-1], 3 * n), initializer="glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight(shape=(n, 3 * n), initializer="orthogonal", name="recurrent_kernel")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], 3 * n), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(n, 3 * n), initializer="orthogonal", name="recurrent_kernel"
+        )
         bias_shape = (2, 3 * n) if self.reset_after else (3 * n,)
         self.bias = self.add_weight(shape=bias_shape, initializer="zeros", name="bias")
 
     def call(self, inputs, states, training=False):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         n = self.units
-        input_bias, recurrent_bias = (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, 0.0)
-        x_z, x_r, x_h = ops.split(ops.matmul(inputs, self.kernel) + input_bias, 3, axis=-1)
-        u_h = self.recurrent_kernel[:, 2 * n:]  # candidate block; the z and r blocks are used together below
-        hu_z, hu_r = ops.split(ops.matmul(h_prev, self.recurrent_kernel[:, :2 * n]), 2, axis=-1)
+        input_bias, recurrent_bias = (
+            (self.bias[0], self.bias[1]) if self.reset_after else (self.bias, 0.0)
+        )
+        x_z, x_r, x_h = ops.split(
+            ops.matmul(inputs, self.kernel) + input_bias, 3, axis=-1
+        )
+        u_h = self.recurrent_kernel[
+            :, 2 * n :
+        ]  # candidate block; the z and r blocks are used together below
+        hu_z, hu_r = ops.split(
+            ops.matmul(h_prev, self.recurrent_kernel[:, : 2 * n]), 2, axis=-1
+        )
         if self.reset_after:
-            hu_z, hu_r = hu_z + recurrent_bias[:n], hu_r + recurrent_bias[n:2 * n]
+            hu_z, hu_r = hu_z + recurrent_bias[:n], hu_r + recurrent_bias[n : 2 * n]
         z = ops.sigmoid(x_z + hu_z)
         r = ops.sigmoid(x_r + hu_r)
         if self.reset_after:  # reset gate applied after the matrix multiplication
-            candidate = ops.tanh(x_h + r * (ops.matmul(h_prev, u_h) + recurrent_bias[2 * n:]))
+            candidate = ops.tanh(
+                x_h + r * (ops.matmul(h_prev, u_h) + recurrent_bias[2 * n :])
+            )
         else:  # Cho et al.: reset gate applied to the state before it
             candidate = ops.tanh(x_h + ops.matmul(r * h_prev, u_h))
         h = z * h_prev + (1.0 - z) * candidate
         return h, [h]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "units": self.units, "reset_after": self.reset_after}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "reset_after": self.reset_after,
+        }
 
 
-def token_stream(sentences: list[list[str]], word_id: dict[str, int], eos: str = "</s>") -> np.ndarray:
+def token_stream(
+    sentences: list[list[str]], word_id: dict[str, int], eos: str = "</s>"
+) -> np.ndarray:
     """One int32 stream of ids: ``eos``, then each sentence's words followed by ``eos``.
 
     The leading ``eos`` is context only, so the stream predicts exactly sum(len(s) + 1) tokens, the count used
@@ -139,8 +187,9 @@ def token_stream(sentences: list[list[str]], word_id: dict[str, int], eos: str =
     return np.array(ids, np.int32)
 
 
-def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
-                       pad: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def contiguous_batches(
+    stream: np.ndarray, batch_size: int, bptt: int, pad: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a token stream into windows for truncated BPTT: ``(inputs, targets, weights)``, each
     (num_windows, batch_size, bptt).
 
@@ -161,10 +210,12 @@ def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
     for values in (inputs, targets, np.ones(len(targets), np.float32)):
         rows = np.zeros((batch_size, max(row_len, num_windows * bptt)), values.dtype)
         flat = np.zeros(batch_size * row_len, values.dtype)
-        kept = values[:batch_size * row_len]
-        flat[:len(kept)] = kept
-        rows[:, :row_len] = flat.reshape(batch_size, row_len)  # row b: pairs b*row_len ... (b+1)*row_len - 1
-        rows = rows[:, :num_windows * bptt]
+        kept = values[: batch_size * row_len]
+        flat[: len(kept)] = kept
+        rows[:, :row_len] = flat.reshape(
+            batch_size, row_len
+        )  # row b: pairs b*row_len ... (b+1)*row_len - 1
+        rows = rows[:, : num_windows * bptt]
         out.append(rows.reshape(batch_size, num_windows, bptt).transpose(1, 0, 2))
     return out[0], out[1], out[2]
 
@@ -172,9 +223,17 @@ def contiguous_batches(stream: np.ndarray, batch_size: int, bptt: int,
 RNN_LAYERS = {"rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
 
-def build_rnn_lm(vocab_size: int, embed_dim: int, units: int, *, cell: str = "lstm", num_layers: int = 1,
-                 batch_size: int | None = None, projection: int | None = None,
-                 init_scale: float | None = None) -> keras.Model:
+def build_rnn_lm(
+    vocab_size: int,
+    embed_dim: int,
+    units: int,
+    *,
+    cell: str = "lstm",
+    num_layers: int = 1,
+    batch_size: int | None = None,
+    projection: int | None = None,
+    init_scale: float | None = None,
+) -> keras.Model:
     """Word-level recurrent LM: Embedding -> ``num_layers`` stateful ``cell`` layers -> [Dense(projection)] ->
     Dense(vocab_size) logits, for inputs (batch_size, steps) of word ids.
 
@@ -185,23 +244,46 @@ def build_rnn_lm(vocab_size: int, embed_dim: int, units: int, *, cell: str = "ls
 
     Defined in chapter 04 (Recurrent networks: RNN, LSTM, GRU).
     """
+
     def init():
-        return keras.initializers.RandomUniform(-init_scale, init_scale) if init_scale else None
+        return (
+            keras.initializers.RandomUniform(-init_scale, init_scale)
+            if init_scale
+            else None
+        )
 
     def weights(kind: str) -> dict:
-        return {} if init_scale is None else {f"{kind}_initializer": init(), "bias_initializer": init()}
+        return (
+            {}
+            if init_scale is None
+            else {f"{kind}_initializer": init(), "bias_initializer": init()}
+        )
 
     inputs = keras.Input(batch_shape=(batch_size, None), dtype="int32")
-    x = layers.Embedding(vocab_size, embed_dim, name="embedding",
-                         **({} if init_scale is None else {"embeddings_initializer": init()}))(inputs)
+    x = layers.Embedding(
+        vocab_size,
+        embed_dim,
+        name="embedding",
+        **({} if init_scale is None else {"embeddings_initializer": init()}),
+    )(inputs)
     for i in range(num_layers):
-        options = weights("kernel") | ({} if init_scale is None else {"recurrent_initializer": init()})
+        options = weights("kernel") | (
+            {} if init_scale is None else {"recurrent_initializer": init()}
+        )
         if cell == "lstm" and init_scale is not None:
             options["unit_forget_bias"] = False
-        x = RNN_LAYERS[cell](units, return_sequences=True, stateful=True, name=f"{cell}_{i + 1}", **options)(x)
+        x = RNN_LAYERS[cell](
+            units,
+            return_sequences=True,
+            stateful=True,
+            name=f"{cell}_{i + 1}",
+            **options,
+        )(x)
     if projection:
         x = layers.Dense(projection, name="projection", **weights("kernel"))(x)
-    logits = layers.Dense(vocab_size, name="logits", **weights("kernel"))(x)  # (batch, steps, vocab)
+    logits = layers.Dense(vocab_size, name="logits", **weights("kernel"))(
+        x
+    )  # (batch, steps, vocab)
     return keras.Model(inputs, logits, name=f"{cell}_lm")
 
 
@@ -211,7 +293,10 @@ def summed_nll(targets, logits):
 
     Defined in chapter 04 (Recurrent networks: RNN, LSTM, GRU).
     """
-    return ops.sum(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True), axis=-1)
+    return ops.sum(
+        keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True),
+        axis=-1,
+    )
 
 
 def reset_rnn_states(model: keras.Model) -> None:
@@ -234,7 +319,9 @@ class ResetStatesEachEpoch(keras.callbacks.Callback):
         reset_rnn_states(self.model)
 
 
-def stream_perplexity(model: keras.Model, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> float:
+def stream_perplexity(
+    model: keras.Model, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray
+) -> float:
     """exp(mean NLL per token) of a stateful LM over windows from ``contiguous_batches(..., pad=True)``.
 
     The windows are read in order with the state carried across them (reset before and after); padding
@@ -247,9 +334,15 @@ def stream_perplexity(model: keras.Model, inputs: np.ndarray, targets: np.ndarra
     @tf.function
     def window_nll(x, y, w):
         logits = model(x, training=False)
-        return ops.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True) * w)
+        return ops.sum(
+            keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            * w
+        )
 
     reset_rnn_states(model)
-    total = sum(float(window_nll(x, y, w)) for x, y, w in zip(inputs, targets, weights, strict=True))
+    total = sum(
+        float(window_nll(x, y, w))
+        for x, y, w in zip(inputs, targets, weights, strict=True)
+    )
     reset_rnn_states(model)
     return math.exp(total / float(weights.sum()))

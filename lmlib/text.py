@@ -37,10 +37,17 @@ class Vocab:
     Defined in chapter 01 (Text preprocessing with NLTK).
     """
 
-    def __init__(self, counts: Mapping[str, int] | Iterable, min_freq: int = 1, max_size: int | None = None) -> None:
+    def __init__(
+        self,
+        counts: Mapping[str, int] | Iterable,
+        min_freq: int = 1,
+        max_size: int | None = None,
+    ) -> None:
         counts = counts if isinstance(counts, Mapping) else count_tokens(counts)
-        kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in SPECIAL_TOKENS),
+            key=lambda t: (-counts[t], t),
+        )
         self.itos: list[str] = list(SPECIAL_TOKENS) + kept[:max_size]
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
 
@@ -67,7 +74,11 @@ class Vocab:
 
     def decode(self, ids: Iterable[int], skip_specials: bool = False) -> list[str]:
         """Tokens of ``ids``; with ``skip_specials`` drops ``<pad> <bos> <eos>`` (but keeps ``<unk>``)."""
-        return [self.itos[i] for i in ids if not (skip_specials and i in (PAD_ID, BOS_ID, EOS_ID))]
+        return [
+            self.itos[i]
+            for i in ids
+            if not (skip_specials and i in (PAD_ID, BOS_ID, EOS_ID))
+        ]
 
     def oov_rate(self, tokens: Iterable[str]) -> float:
         """Fraction of ``tokens`` that are not in the vocabulary (would encode to ``<unk>``)."""
@@ -111,10 +122,16 @@ class BPE:
     Defined in chapter 01 (Text preprocessing with NLTK).
     """
 
-    def __init__(self, merges: Iterable[tuple[str, str]], alphabet: Iterable[str] = (),
-                 end_of_word: str = "</w>") -> None:
+    def __init__(
+        self,
+        merges: Iterable[tuple[str, str]],
+        alphabet: Iterable[str] = (),
+        end_of_word: str = "</w>",
+    ) -> None:
         self.merges: list[tuple[str, str]] = [tuple(m) for m in merges]
-        self.ranks: dict[tuple[str, str], int] = {pair: i for i, pair in enumerate(self.merges)}
+        self.ranks: dict[tuple[str, str], int] = {
+            pair: i for i, pair in enumerate(self.merges)
+        }
         self.alphabet: list[str] = sorted(set(alphabet))
         self.end_of_word = end_of_word
         self._cache: dict[str, list[str]] = {}
@@ -124,8 +141,13 @@ class BPE:
         return [*word[:-1], word[-1] + self.end_of_word] if word else []
 
     @classmethod
-    def learn(cls, word_counts: Counter, num_merges: int, min_frequency: int = 2,
-              end_of_word: str = "</w>") -> "BPE":
+    def learn(
+        cls,
+        word_counts: Counter,
+        num_merges: int,
+        min_frequency: int = 2,
+        end_of_word: str = "</w>",
+    ) -> "BPE":
         """Learn up to ``num_merges`` merges (stopping when the best pair occurs < ``min_frequency`` times).
 
         Ties between equally frequent pairs go to the lexicographically smallest pair.
@@ -168,7 +190,9 @@ class BPE:
                     heapq.heappush(heap, (-pair_counts[p], p))
                 else:
                     del pair_counts[p]
-        alphabet = {s for w in vocab_words for s in bpe.word_symbols(w)} | set("".join(vocab_words))
+        alphabet = {s for w in vocab_words for s in bpe.word_symbols(w)} | set(
+            "".join(vocab_words)
+        )
         return cls(merges, alphabet, end_of_word)
 
     @property
@@ -181,8 +205,10 @@ class BPE:
         if word not in self._cache:
             symbols = self.word_symbols(word)
             while len(symbols) > 1:
-                rank, pair = min((self.ranks.get(p, len(self.ranks)), p)
-                                 for p in zip(symbols, symbols[1:], strict=False))
+                rank, pair = min(
+                    (self.ranks.get(p, len(self.ranks)), p)
+                    for p in zip(symbols, symbols[1:], strict=False)
+                )
                 if rank == len(self.ranks):
                     break
                 symbols = merge_pair(symbols, pair)
@@ -191,7 +217,9 @@ class BPE:
 
     def encode(self, text: str) -> list[str]:
         """Pre-tokenise ``text`` (a word or running text) and encode every word."""
-        return [piece for word in pre_tokenize(text) for piece in self.encode_word(word)]
+        return [
+            piece for word in pre_tokenize(text) for piece in self.encode_word(word)
+        ]
 
     def decode(self, tokens: Iterable[str]) -> str:
         """Join pieces; each end-of-word marker becomes a space (words end up separated by single spaces)."""

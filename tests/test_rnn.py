@@ -33,16 +33,23 @@ CASES = {
     "gru_reset_after": (layers.GRU, GRUCellScratch, {"reset_after": True}),
     "gru_reset_before": (layers.GRU, GRUCellScratch, {"reset_after": False}),
 }
-INPUTS = np.random.default_rng(0).normal(size=(3, 5, 4)).astype(np.float32)  # (batch, steps, input_dim)
+INPUTS = (
+    np.random.default_rng(0).normal(size=(3, 5, 4)).astype(np.float32)
+)  # (batch, steps, input_dim)
 
 
 def paired_layers(name: str, units: int = 6, perturb: float = 0.0):
     """A Keras layer and our cell in keras.layers.RNN with the same (randomised) weights."""
     keras_class, cell_class, options = CASES[name]
     reference = keras_class(units, return_sequences=True, return_state=True, **options)
-    ours = layers.RNN(cell_class(units, **options), return_sequences=True, return_state=True)
+    ours = layers.RNN(
+        cell_class(units, **options), return_sequences=True, return_state=True
+    )
     reference(INPUTS), ours(INPUTS)
-    weights = [w + 0.1 * np.random.default_rng(1).normal(size=w.shape) for w in reference.get_weights()]
+    weights = [
+        w + 0.1 * np.random.default_rng(1).normal(size=w.shape)
+        for w in reference.get_weights()
+    ]
     reference.set_weights(weights)
     changed = [w.copy() for w in weights]
     changed[1].flat[0] += perturb  # one recurrent weight
@@ -51,8 +58,14 @@ def paired_layers(name: str, units: int = 6, perturb: float = 0.0):
 
 
 def max_differences(reference, ours) -> list[float]:
-    return [float(np.max(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b))))
-            for a, b in zip(reference(INPUTS), ours(INPUTS), strict=True)]
+    return [
+        float(
+            np.max(
+                np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b))
+            )
+        )
+        for a, b in zip(reference(INPUTS), ours(INPUTS), strict=True)
+    ]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -75,7 +88,10 @@ def test_final_state_only_equals_keras(name):
     reference, ours = keras_class(4, **options), layers.RNN(cell_class(4, **options))
     reference(INPUTS), ours(INPUTS)
     ours.set_weights(reference.get_weights())
-    assert np.allclose(*(keras.ops.convert_to_numpy(layer(INPUTS)) for layer in (reference, ours)), atol=1e-5)
+    assert np.allclose(
+        *(keras.ops.convert_to_numpy(layer(INPUTS)) for layer in (reference, ours)),
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -86,13 +102,19 @@ def test_gradient_flows_to_every_weight_and_to_the_first_input(name):
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         loss = tf.reduce_sum(rnn(x) ** 2)
-    for weight, grad in zip(rnn.trainable_weights, tape.gradient(loss, rnn.trainable_weights), strict=True):
+    for weight, grad in zip(
+        rnn.trainable_weights, tape.gradient(loss, rnn.trainable_weights), strict=True
+    ):
         assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0, weight.name
     assert float(tf.reduce_max(tf.abs(tape.gradient(loss, x)[:, 0]))) > 0
 
 
 def test_cells_round_trip_through_get_config():
-    cells = (SimpleRNNCellScratch(3), LSTMCellScratch(3, unit_forget_bias=False), GRUCellScratch(3, reset_after=False))
+    cells = (
+        SimpleRNNCellScratch(3),
+        LSTMCellScratch(3, unit_forget_bias=False),
+        GRUCellScratch(3, reset_after=False),
+    )
     for cell in cells:
         clone = type(cell).from_config(cell.get_config())
         assert clone.get_config() == cell.get_config()
@@ -112,14 +134,20 @@ def test_token_stream_counts_eos_as_predicted_and_no_bos():
 
 
 def test_contiguous_batches_rows_continue_across_windows():
-    x, y, w = contiguous_batches(np.arange(23), batch_size=2, bptt=3)  # 22 pairs -> rows of 11 -> 3 windows
+    x, y, w = contiguous_batches(
+        np.arange(23), batch_size=2, bptt=3
+    )  # 22 pairs -> rows of 11 -> 3 windows
     assert x.shape == y.shape == w.shape == (3, 2, 3)
-    assert x[:, 0].reshape(-1).tolist() == list(range(9)) and x[:, 1].reshape(-1).tolist() == list(range(11, 20))
+    assert x[:, 0].reshape(-1).tolist() == list(range(9)) and x[:, 1].reshape(
+        -1
+    ).tolist() == list(range(11, 20))
     assert np.array_equal(y, x + 1) and w.min() == 1
 
 
 def test_contiguous_batches_padded_covers_every_pair_once():
-    x, y, w = contiguous_batches(np.arange(24), batch_size=3, bptt=4, pad=True)  # 23 pairs
+    x, y, w = contiguous_batches(
+        np.arange(24), batch_size=3, bptt=4, pad=True
+    )  # 23 pairs
     assert w.sum() == 23
     assert sorted(y[w > 0].tolist()) == list(range(1, 24))
     assert np.array_equal(y[w > 0], x[w > 0] + 1)
@@ -130,7 +158,9 @@ def test_stateful_lm_carries_state_and_perplexity_is_uniform_for_zero_logits():
     model = build_rnn_lm(vocab_size, 4, 3, cell="gru", batch_size=2)
     x = np.zeros((2, 3), np.int32)
     first = keras.ops.convert_to_numpy(model(x))
-    assert not np.allclose(first, keras.ops.convert_to_numpy(model(x)))  # the state was carried
+    assert not np.allclose(
+        first, keras.ops.convert_to_numpy(model(x))
+    )  # the state was carried
     reset_rnn_states(model)
     assert np.allclose(first, keras.ops.convert_to_numpy(model(x)), atol=1e-6)
     logits_layer = model.get_layer("logits")
@@ -140,7 +170,9 @@ def test_stateful_lm_carries_state_and_perplexity_is_uniform_for_zero_logits():
 
 
 def test_init_scale_bounds_every_weight():
-    model = build_rnn_lm(11, 4, 3, cell="lstm", num_layers=2, batch_size=1, init_scale=0.1)
+    model = build_rnn_lm(
+        11, 4, 3, cell="lstm", num_layers=2, batch_size=1, init_scale=0.1
+    )
     model(np.zeros((1, 2), np.int32))
     assert all(np.abs(w.numpy()).max() <= 0.1 + 1e-7 for w in model.weights)
     assert model.get_layer("lstm_1").cell.bias.numpy().max() <= 0.1 + 1e-7

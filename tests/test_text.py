@@ -4,7 +4,17 @@ from collections import Counter
 
 import pytest
 
-from lmlib.text import BOS_ID, BPE, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, Vocab, merge_pair, pre_tokenize
+from lmlib.text import (
+    BOS_ID,
+    BPE,
+    EOS_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    UNK_ID,
+    Vocab,
+    merge_pair,
+    pre_tokenize,
+)
 
 
 def test_vocab_specials_have_fixed_ids():
@@ -20,11 +30,19 @@ def test_vocab_accepts_counter_and_sentences_alike():
     sentences = [["the", "cat"], ["the", "dog"]]
     from_sentences = Vocab(sentences)
     from_counter = Vocab(Counter({"the": 2, "cat": 1, "dog": 1}))
-    assert from_sentences.itos == from_counter.itos == [*SPECIAL_TOKENS, "the", "cat", "dog"]
+    assert (
+        from_sentences.itos
+        == from_counter.itos
+        == [*SPECIAL_TOKENS, "the", "cat", "dog"]
+    )
 
 
 def test_vocab_accepts_any_mapping_of_counts():
-    counts = {"a": 1, "b": 3, "c": 2}  # a plain dict is counts, not a list of three tokens
+    counts = {
+        "a": 1,
+        "b": 3,
+        "c": 2,
+    }  # a plain dict is counts, not a list of three tokens
     assert Vocab(counts).itos[4:] == ["b", "c", "a"]
     assert Vocab(counts, min_freq=2).itos[4:] == ["b", "c"]
     assert Vocab(counts).itos == Vocab(Counter(counts)).itos
@@ -70,7 +88,9 @@ def test_pre_tokenize_and_merge_pair():
 
 def test_bpe_learns_the_obvious_merge():
     bpe = BPE.learn(Counter({"xaby": 10, "zabw": 10, "c": 1}), num_merges=1)
-    assert bpe.merges == [("a", "b")]  # 20 occurrences; every other pair occurs 10 times or fewer
+    assert bpe.merges == [
+        ("a", "b")
+    ]  # 20 occurrences; every other pair occurs 10 times or fewer
     assert "ab" in bpe.vocab and "y</w>" in bpe.vocab and "c</w>" in bpe.vocab
 
 
@@ -80,11 +100,17 @@ def test_bpe_sennrich_example_and_min_frequency():
     assert bpe.merges == [("e", "s"), ("es", "t</w>"), ("l", "o")]
     # pairs seen fewer than min_frequency times are never merged: l+o occurs 7 times; after it the best
     # pairs are (e, w), (n, e) and (w, est</w>), 6 times each < 7, so learning stops early
-    assert BPE.learn(counts, num_merges=100, min_frequency=7).merges == [("e", "s"), ("es", "t</w>"), ("l", "o")]
+    assert BPE.learn(counts, num_merges=100, min_frequency=7).merges == [
+        ("e", "s"),
+        ("es", "t</w>"),
+        ("l", "o"),
+    ]
 
 
 def test_bpe_round_trip_on_unseen_words():
-    bpe = BPE.learn(Counter({"lower": 4, "newest": 3, "widest": 2, "low": 5}), num_merges=20)
+    bpe = BPE.learn(
+        Counter({"lower": 4, "newest": 3, "widest": 2, "low": 5}), num_merges=20
+    )
     for word in ["lowest", "wider", "tow", "xyz"]:
         pieces = bpe.encode_word(word)
         assert "".join(pieces) == word + "</w>"
@@ -93,18 +119,31 @@ def test_bpe_round_trip_on_unseen_words():
 
 
 def test_bpe_decodes_several_words_with_punctuation():
-    bpe = BPE.learn(Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3, ",": 4, "...": 2}), num_merges=30)
+    bpe = BPE.learn(
+        Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3, ",": 4, "...": 2}),
+        num_merges=30,
+    )
     text = "Lower, newest... widest?! low"
     pieces = bpe.encode(text)
-    assert "...</w>" in pieces and pieces[-3:] == ["?", "!</w>", "low</w>"]  # unseen "?!" stays in characters
+    assert "...</w>" in pieces and pieces[-3:] == [
+        "?",
+        "!</w>",
+        "low</w>",
+    ]  # unseen "?!" stays in characters
     assert bpe.decode(pieces) == "Lower , newest ... widest ?! low"
     assert bpe.decode(pieces) == " ".join(pre_tokenize(text))
 
 
 def test_bpe_vocab_lists_alphabet_then_merged_symbols():
     bpe = BPE.learn(Counter({"ab": 2, "b": 1}), num_merges=5)
-    assert bpe.merges == [("a", "b</w>")]  # the only pair, 2 times; nothing else is left to merge
-    assert bpe.alphabet == ["a", "b", "b</w>"]  # characters with and without the end-of-word marker
+    assert bpe.merges == [
+        ("a", "b</w>")
+    ]  # the only pair, 2 times; nothing else is left to merge
+    assert bpe.alphabet == [
+        "a",
+        "b",
+        "b</w>",
+    ]  # characters with and without the end-of-word marker
     assert bpe.vocab == ["a", "b", "b</w>", "ab</w>"]
 
 
@@ -112,8 +151,14 @@ def test_bpe_encode_word_reproduces_training_segmentation():
     import random
 
     rng = random.Random(1)
-    counts = Counter({"".join(rng.choice("aabbcd") for _ in range(rng.randint(1, 8))): rng.randint(1, 9)
-                      for _ in range(80)})
+    counts = Counter(
+        {
+            "".join(
+                rng.choice("aabbcd") for _ in range(rng.randint(1, 8))
+            ): rng.randint(1, 9)
+            for _ in range(80)
+        }
+    )
     bpe = BPE.learn(counts, num_merges=30)
     for word in counts:
         symbols = bpe.word_symbols(word)
@@ -130,12 +175,22 @@ def test_bpe_applies_merges_in_rank_order():
 
 
 def test_bpe_learning_is_deterministic_with_lexicographic_ties():
-    counts = Counter({"xy": 3, "ab": 3, "cd": 3})  # three pairs tied at count 3; "xy" is inserted first
-    assert BPE.learn(counts, num_merges=3).merges == [("a", "b</w>"), ("c", "d</w>"), ("x", "y</w>")]
-    assert BPE.learn(counts, num_merges=3).merges == BPE.learn(counts, num_merges=3).merges
+    counts = Counter(
+        {"xy": 3, "ab": 3, "cd": 3}
+    )  # three pairs tied at count 3; "xy" is inserted first
+    assert BPE.learn(counts, num_merges=3).merges == [
+        ("a", "b</w>"),
+        ("c", "d</w>"),
+        ("x", "y</w>"),
+    ]
+    assert (
+        BPE.learn(counts, num_merges=3).merges == BPE.learn(counts, num_merges=3).merges
+    )
 
 
-def _naive_bpe(counts: Counter, num_merges: int, min_frequency: int = 2) -> list[tuple[str, str]]:
+def _naive_bpe(
+    counts: Counter, num_merges: int, min_frequency: int = 2
+) -> list[tuple[str, str]]:
     """Reference: recount every pair after each merge (slow but obviously right)."""
     words = {w: [*w[:-1], w[-1] + "</w>"] for w in counts}
     merges = []
@@ -158,6 +213,12 @@ def test_bpe_incremental_counts_match_naive_recount():
     import random
 
     rng = random.Random(0)
-    counts = Counter({"".join(rng.choice("aabbc") for _ in range(rng.randint(1, 7))): rng.randint(1, 9)
-                      for _ in range(60)})
+    counts = Counter(
+        {
+            "".join(rng.choice("aabbc") for _ in range(rng.randint(1, 7))): rng.randint(
+                1, 9
+            )
+            for _ in range(60)
+        }
+    )
     assert BPE.learn(counts, num_merges=40).merges == _naive_bpe(counts, 40)

@@ -21,12 +21,21 @@ def exec_data(env_path: Path = ENV) -> dict[str, dict]:
     with env_path.open("rb") as f:
         env = pickle.load(f)
     metadata = getattr(env, "nb_metadata", {})
-    return {doc: data["exec_data"] for doc, data in sorted(metadata.items()) if data.get("exec_data")}
+    return {
+        doc: data["exec_data"]
+        for doc, data in sorted(metadata.items())
+        if data.get("exec_data")
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-total", type=float, default=None, help="fail if the runtimes add up to more")
+    parser.add_argument(
+        "--max-total",
+        type=float,
+        default=None,
+        help="fail if the runtimes add up to more",
+    )
     args = parser.parse_args(argv)
     data = exec_data()
     print(f"{'page':<40} {'method':<7} {'status':<7} {'seconds':>8}")
@@ -38,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{doc:<40} {result.get('method', '?'):<7} {status:<7} {runtime:8.1f}")
     print(f"{'total':<40} {'':<7} {'':<7} {total:8.1f}")
     if args.max_total is not None and total > args.max_total:
-        print(f"execution took {total:.0f} s, over the budget of {args.max_total:.0f} s", file=sys.stderr)
+        print(
+            f"execution took {total:.0f} s, over the budget of {args.max_total:.0f} s",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -35,7 +35,9 @@ class ExportError(RuntimeError):
 @dataclass
 class Module:
     name: str
-    parts: list[tuple[str, str, str]] = field(default_factory=list)  # (chapter file, chapter label, code)
+    parts: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (chapter file, chapter label, code)
 
     @property
     def chapters(self) -> list[str]:
@@ -70,7 +72,9 @@ def chapter_label(path: Path, cells: list[tuple[str, str]]) -> str:
                 if line.startswith("# "):
                     title = re.sub(r"^\d+\s*[.:]?\s*", "", line[2:].strip())
                     return f"chapter {number} ({title})"
-    raise ExportError(f"{path}: no '# Title' heading in a markdown cell, needed for the export's docstrings")
+    raise ExportError(
+        f"{path}: no '# Title' heading in a markdown cell, needed for the export's docstrings"
+    )
 
 
 def add_provenance(code: str, label: str, where: str) -> str:
@@ -86,18 +90,29 @@ def add_provenance(code: str, label: str, where: str) -> str:
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
         first = node.body[0]
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)):
-            raise ExportError(f"{where}: exported {node.name!r} has no docstring; every exported definition needs one")
+        if not (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            raise ExportError(
+                f"{where}: exported {node.name!r} has no docstring; every exported definition needs one"
+            )
         # ast's column offsets count UTF-8 bytes; turn them into characters of the line
         last = lines[first.end_lineno - 1]
-        end = offsets[first.end_lineno - 1] + len(last.encode()[:first.end_col_offset].decode())
-        closing = code[end - 3:end]
+        end = offsets[first.end_lineno - 1] + len(
+            last.encode()[: first.end_col_offset].decode()
+        )
+        closing = code[end - 3 : end]
         if closing not in ('"""', "'''"):
-            raise ExportError(f"{where}: the docstring of {node.name!r} must be triple-quoted")
-        indent = " " * first.col_offset  # the indent is ASCII, so bytes and characters agree here
+            raise ExportError(
+                f"{where}: the docstring of {node.name!r} must be triple-quoted"
+            )
+        indent = (
+            " " * first.col_offset
+        )  # the indent is ASCII, so bytes and characters agree here
         line_start = code.rfind("\n", 0, end - 3) + 1
-        if code[line_start:end - 3].strip() == "":  # closing quotes on their own line
+        if code[line_start : end - 3].strip() == "":  # closing quotes on their own line
             inserts.append((line_start - 1, f"\n\n{indent}{note}"))
         else:
             inserts.append((end - 3, f"\n\n{indent}{note}\n{indent}"))
@@ -134,7 +149,9 @@ def render_all(modules: dict[str, Module], lmlib_dir: Path = LMLIB) -> dict[str,
     for name, module in modules.items():
         target = lmlib_dir / f"{name}.py"
         if target.exists() and not is_generated(target):
-            raise ExportError(f"`# lmlib: {name}` cells would overwrite the hand-written lmlib/{target.name}")
+            raise ExportError(
+                f"`# lmlib: {name}` cells would overwrite the hand-written lmlib/{target.name}"
+            )
         out[f"{name}.py"] = module.render()
     return out
 
@@ -148,20 +165,35 @@ def check(lmlib_dir: Path = LMLIB, chapters_dir: Path = CHAPTERS) -> list[str]:
         target = lmlib_dir / fname
         current = target.read_text() if target.exists() else ""
         if current != text:
-            diff = "".join(list(difflib.unified_diff(
-                current.splitlines(keepends=True), text.splitlines(keepends=True),
-                f"lmlib/{fname} (committed)", f"lmlib/{fname} (exported from the chapters)"))[:60])
+            diff = "".join(
+                list(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        text.splitlines(keepends=True),
+                        f"lmlib/{fname} (committed)",
+                        f"lmlib/{fname} (exported from the chapters)",
+                    )
+                )[:60]
+            )
             srcs = ", ".join(f"chapters/{c}" for c in modules[fname[:-3]].chapters)
             problems.append(f"lmlib/{fname} is out of date with {srcs}: {FIX}.\n{diff}")
     for path in sorted(lmlib_dir.glob("*.py")):
         if is_generated(path) and path.name not in wanted:
-            problems.append(f"lmlib/{path.name} is generated but no chapter exports it any more: delete it or {FIX}.")
+            problems.append(
+                f"lmlib/{path.name} is generated but no chapter exports it any more: delete it or {FIX}."
+            )
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on drift")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare instead of writing; exit 1 on drift",
+    )
     args = parser.parse_args(argv)
     try:
         if args.check:
