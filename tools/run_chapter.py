@@ -42,7 +42,10 @@ def glued(nb) -> dict[str, str]:
         for out in cell.get("outputs", []):
             key = out.get("metadata", {}).get("scrapbook", {}).get("name")
             if key is not None:
-                values[key] = out.get("data", {}).get("text/plain", "<rich>")
+                data = out.get("data", {})
+                values[key] = data.get(
+                    GLUE_MIME, data.get("text/plain", "<figure or rich>")
+                )
     return values
 
 
@@ -78,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     slow = sorted(code, key=lambda ic: -cell_seconds(ic[1]))[:6]
     print(f"{path.name}: {total:.0f} s; written to {out.relative_to(ROOT)}")
-    print("slowest cells: " + ", ".join(f"#{i} {cell_seconds(c):.0f}s" for i, c in slow))
+    print(
+        "slowest cells: " + ", ".join(f"#{i} {cell_seconds(c):.0f}s" for i, c in slow)
+    )
     for key, value in glued(nb).items():
         print(f"  glue {key} = {value}")
     for i, cell in code:
