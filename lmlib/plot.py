@@ -1,4 +1,5 @@
-"""One figure style for the whole book (hand-written infrastructure, not exported from a chapter)."""
+"""One figure style for the whole book (hand-written infrastructure, not exported from a
+chapter)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ STYLE: dict[str, Any] = {
 
 
 def use_style() -> None:
-    """Apply the book's matplotlib style (call once, ``setup_chapter`` users do it in their setup cell)."""
+    """Apply the book's matplotlib style (once, in a chapter's setup cell)."""
     mpl.rcParams.update(STYLE)
 
 
@@ -38,8 +39,8 @@ def plot_history(
     ylabel: str | None = None,
     title: str | None = None,
 ) -> plt.Axes:
-    """Plot training curves from a Keras ``History`` (or a dict of lists): solid for training, dashed for
-    validation (``val_<metric>``), one colour per metric."""
+    """Plot training curves from a Keras ``History`` (or a dict of lists): solid for
+    training, dashed for validation (``val_<metric>``), one colour per metric."""
     logs: Mapping[str, Sequence[float]] = getattr(history, "history", history)
     missing = [m for m in metrics if m not in logs]
     if missing:

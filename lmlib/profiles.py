@@ -1,15 +1,19 @@
-"""Chapter set-up and the quick/full budgets (hand-written infrastructure, not exported from a chapter).
+"""Chapter set-up and the quick/full budgets (hand-written infrastructure, not exported
+from a chapter).
 
 Every chapter starts with one call::
 
     from lmlib.profiles import setup_chapter
-    cfg = setup_chapter("05", quick=dict(epochs=3, units=256), full=dict(epochs=30, units=1024))
+    cfg = setup_chapter(
+        "05", quick=dict(epochs=3, units=256), full=dict(epochs=30, units=1024)
+    )
 
-which seeds Python, NumPy (and Keras/TensorFlow when ``keras=True``), makes TensorFlow's kernels
-deterministic, quiets TensorFlow's C++ logging, picks the settings of the active profile and shows them as
-a table. The profile is chosen with the environment variable ``LMLIB_PROFILE`` (``quick``, the default, for a
-laptop CPU; ``full`` for a GPU and the published book). Both profiles run the same code: only the values
-differ, so ``quick`` and ``full`` must name the same settings.
+which seeds Python, NumPy (and Keras/TensorFlow when ``keras=True``), makes TensorFlow's
+kernels deterministic, quiets TensorFlow's C++ logging, picks the settings of the active
+profile and shows them as a table. The profile is chosen with the environment variable
+``LMLIB_PROFILE`` (``quick``, the default, for a laptop CPU; ``full`` for a GPU and the
+published book). Both profiles run the same code: only the values differ, so ``quick``
+and ``full`` must name the same settings.
 """
 
 from __future__ import annotations
@@ -31,19 +35,22 @@ DEFAULT_SEED = 42
 def active_profile() -> str:
     """Return the active profile's name from ``LMLIB_PROFILE`` (default ``quick``).
 
-    Raises ``ValueError`` naming the variable and the valid values when it holds anything else.
+    Raises ``ValueError`` naming the variable and the valid values when it holds
+    anything else.
     """
     name = os.environ.get(PROFILE_ENV, "quick").strip().lower() or "quick"
     if name not in PROFILES:
         raise ValueError(
-            f"{PROFILE_ENV}={os.environ[PROFILE_ENV]!r} is not a profile; use one of {', '.join(PROFILES)} "
+            f"{PROFILE_ENV}={os.environ[PROFILE_ENV]!r} is not a profile; "
+            f"use one of {', '.join(PROFILES)} "
             f"(for example `export {PROFILE_ENV}=quick`)."
         )
     return name
 
 
 class Profile(Mapping[str, Any]):
-    """The settings a chapter runs with: a read-only mapping that also allows ``cfg.epochs``."""
+    """The settings a chapter runs with: a read-only mapping that also allows
+    ``cfg.epochs``."""
 
     def __init__(
         self,
@@ -62,7 +69,8 @@ class Profile(Mapping[str, Any]):
             return self.__dict__["_settings"][key]
         except KeyError:
             raise AttributeError(
-                f"profile {self.name!r} of chapter {self.chapter} has no setting {key!r}"
+                f"profile {self.name!r} of chapter {self.chapter} "
+                f"has no setting {key!r}"
             ) from None
 
     def __getitem__(self, key: str) -> Any:
@@ -75,10 +83,13 @@ class Profile(Mapping[str, Any]):
         return len(self._settings)
 
     def __repr__(self) -> str:
-        return f"Profile(chapter={self.chapter!r}, name={self.name!r}, settings={self._settings!r})"
+        return (
+            f"Profile(chapter={self.chapter!r}, name={self.name!r}, "
+            f"settings={self._settings!r})"
+        )
 
     def table(self) -> str:
-        """The settings as a Markdown table, the active profile's column first and marked."""
+        """The settings as a Markdown table, with the active profile's column first."""
         other = "full" if self.name == "quick" else "quick"
         rows = [f"| setting | **{self.name}** (active) | {other} |", "|---|---|---|"]
         for key, value in self._settings.items():
@@ -102,7 +113,7 @@ def _fmt(value: Any) -> str:
 
 @contextlib.contextmanager
 def _quiet_stderr_fd() -> Iterator[None]:
-    """Send the process's file descriptor 2 to /dev/null for a moment (C++ libraries write there directly)."""
+    """Send file descriptor 2 to /dev/null for a while (C++ libraries write there)."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -115,11 +126,12 @@ def _quiet_stderr_fd() -> Iterator[None]:
 
 
 def import_tensorflow():
-    """Import TensorFlow without its C++ start-up log (oneDNN, CUDA-probe and absl lines on stderr).
+    """Import TensorFlow without its C++ start-up log (oneDNN, CUDA probe, absl lines).
 
-    TensorFlow 2.21 prints those lines before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, and a notebook shows them
-    in its output; the first device query is made here too, inside the same silence. Python warnings and
-    errors are unaffected. Returns the ``tensorflow`` module.
+    TensorFlow 2.21 prints those lines before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, and
+    a notebook shows them in its output; the first device query is made here too, inside
+    the same silence. Python warnings and errors are unaffected. Returns the
+    ``tensorflow`` module.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
@@ -135,9 +147,9 @@ def import_tensorflow():
 def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
     """Seed Python's and NumPy's generators; with ``keras=True`` also Keras/TensorFlow.
 
-    With ``keras=True`` TensorFlow's kernels are made deterministic (CPU runs repeat bit for
-    bit, at some cost in speed on a GPU) and TensorFloat-32 is turned off, so float32 means
-    float32 on a GPU too and parity checks hold with the same tolerances.
+    With ``keras=True`` TensorFlow's kernels are made deterministic (CPU runs repeat bit
+    for bit, at some cost in speed on a GPU) and TensorFloat-32 is turned off, so
+    float32 means float32 on a GPU too and parity checks hold with the same tolerances.
     """
     os.environ.setdefault(
         "TF_CPP_MIN_LOG_LEVEL", "2"
@@ -151,8 +163,9 @@ def seed_everything(seed: int = DEFAULT_SEED, keras: bool = False) -> None:
 
         _keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
-        # TensorFloat-32 rounds float32 matmul inputs to 10 mantissa bits on Ampere and later
-        # GPUs: parity checks against Keras would mean something else there than on a CPU.
+        # TensorFloat-32 rounds float32 matmul inputs to 10 mantissa bits on Ampere and
+        # later GPUs: parity checks against Keras would mean something else there than
+        # on a CPU.
         tf.config.experimental.enable_tensor_float_32_execution(False)
         try:
             import absl.logging
@@ -171,15 +184,18 @@ def setup_chapter(
     keras: bool = False,
     show: bool = True,
 ) -> Profile:
-    """Seed everything, choose the active profile's settings and show them; return them as a :class:`Profile`.
+    """Seed everything, choose the active profile's settings, show and return them.
 
-    ``quick`` and ``full`` must have the same keys (the same code runs under both). With ``show=True`` the
-    settings are displayed as a table (rich output in a notebook, plain text elsewhere).
+    The settings come back as a :class:`Profile`.
+    ``quick`` and ``full`` must have the same keys (the same code runs under both). With
+    ``show=True`` the settings are displayed as a table (rich output in a notebook,
+    plain text elsewhere).
     """
     if set(quick) != set(full):
         missing = sorted(set(quick) ^ set(full))
         raise ValueError(
-            f"chapter {chapter}: quick and full profiles must name the same settings; differ in {missing}"
+            f"chapter {chapter}: quick and full profiles must name the same settings; "
+            f"differ in {missing}"
         )
     name = active_profile()
     chosen, other = (quick, full) if name == "quick" else (full, quick)

@@ -1,5 +1,8 @@
-"""The book's own invariants: paired chapters in sync, notebooks stored without outputs, a complete TOC,
-citations that resolve, and a README that shows the two commands."""
+"""The book's own invariants.
+
+Paired chapters in sync, notebooks stored without outputs, a complete TOC, citations
+that resolve, one install cell, and a README that shows the two commands.
+"""
 
 import re
 from pathlib import Path
@@ -47,7 +50,8 @@ def test_notebook_is_stored_without_outputs(path):
         and (c.get("outputs") or c.get("execution_count") is not None)
     ]
     assert not dirty, (
-        f"{path.name} has outputs in cells {dirty}: clear them (jupytext --sync rewrites it cleanly)"
+        f"{path.name} has outputs in cells {dirty}: clear them "
+        "(jupytext --sync rewrites it cleanly)"
     )
 
 

@@ -1,4 +1,7 @@
-"""Tests of lmlib.data (hand-written infrastructure): offline, against a local HTTP server on 127.0.0.1."""
+"""Tests of lmlib.data (hand-written infrastructure).
+
+They run offline, against a local HTTP server on 127.0.0.1.
+"""
 
 import dataclasses
 import gzip
@@ -54,7 +57,8 @@ class Server:
 
 @pytest.fixture(autouse=True)
 def env(tmp_path, monkeypatch):
-    """A fresh cache per test, no mirror, online, no proxies, and an empty verification memo."""
+    """A fresh cache per test, no mirror, online, no proxies, and an empty verification
+    memo."""
     monkeypatch.setenv("LMLIB_CACHE_DIR", str(tmp_path / "cache"))
     for var in (
         "LMLIB_DATA_MIRROR",
@@ -73,7 +77,7 @@ def env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server(tmp_path):
-    """An HTTP server on 127.0.0.1 (ephemeral port) serving tmp_path/www and recording the paths asked for."""
+    """An HTTP server on 127.0.0.1 serving tmp_path/www, recording requested paths."""
     root = tmp_path / "www"
     root.mkdir()
     requests: list[str] = []
@@ -104,7 +108,8 @@ def register(monkeypatch, *resources: Resource) -> None:
 
 
 def plain_resource(server: Server, **contents: bytes) -> Resource:
-    """Resource 'fake' whose files fake/<name> are served as /<name> (written to the server's folder)."""
+    """Resource 'fake' whose files fake/<name> are served as /<name> (written to the
+    server's folder)."""
     for name, body in contents.items():
         (server.root / name).write_bytes(body)
     files = tuple(
@@ -443,7 +448,8 @@ def test_registered_checksums_match_the_book_mirror():
     mirror = real_mirror()
     if not mirror.is_dir():
         pytest.skip(
-            f"the book's data mirror is not at {mirror} (set LMLIB_DATA_MIRROR to check it)"
+            f"the book's data mirror is not at {mirror} "
+            "(set LMLIB_DATA_MIRROR to check it)"
         )
     registered = set()
     for res in data.RESOURCES.values():

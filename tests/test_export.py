@@ -1,4 +1,5 @@
-"""The exporter (tools/export_lmlib.py) and the no-drift guarantee between chapters and lmlib/."""
+"""The exporter (tools/export_lmlib.py) and the no-drift guarantee between chapters and
+lmlib/."""
 
 import importlib.util
 import sys
@@ -31,7 +32,8 @@ def write_chapter(folder: Path, name: str, title: str, code: str) -> Path:
     path = folder / name
     path.write_text(
         HEADER
-        + f"\n# %% [markdown]\n# # {title}\n\n# %%\n# lmlib: toy\n{code}\n\n# %%\nprint(1)\n"
+        + f"\n# %% [markdown]\n# # {title}\n\n"
+        + f"# %%\n# lmlib: toy\n{code}\n\n# %%\nprint(1)\n"
     )
     return path
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Print each page's execution time and status from the last `make book` (read from Sphinx's environment).
+"""Print each page's execution time and status from the last `make book` (read from
+Sphinx's environment).
 
-With ``--max-total SECONDS`` it exits 1 when the executed pages together took longer (CI's time budget).
+With ``--max-total SECONDS`` it exits 1 when the executed pages together took longer
+(CI's time budget).
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Export the chapters' ``# lmlib: <module>`` cells to ``lmlib/<module>.py`` (chapters are the source).
+"""Export the chapters' ``# lmlib: <module>`` cells to ``lmlib/<module>.py``.
 
-A code cell whose first line is ``# lmlib: <module>`` is copied verbatim, in chapter order, into
-``lmlib/<module>.py``. Every top-level function and class in such a cell must have a triple-quoted
-docstring; the exported copy gets ``Defined in chapter NN (<title>).`` appended to it. Generated modules
-start with a banner; hand-written modules (no banner) are never overwritten.
+The chapters are the source.
+
+A code cell whose first line is ``# lmlib: <module>`` is copied verbatim, in chapter
+order, into ``lmlib/<module>.py``. Every top-level function and class in such a cell
+must have a triple-quoted docstring; the exported copy gets ``Defined in chapter NN
+(<title>).`` appended to it. Generated modules start with a banner; hand-written modules
+(no banner) are never overwritten.
 
     python tools/export_lmlib.py           # write lmlib/
-    python tools/export_lmlib.py --check   # exit 1, with a diff, if lmlib/ differs from the chapters
+    python tools/export_lmlib.py --check   # exit 1, with a diff, if lmlib/ differs
 """
 
 from __future__ import annotations
@@ -73,12 +76,13 @@ def chapter_label(path: Path, cells: list[tuple[str, str]]) -> str:
                     title = re.sub(r"^\d+\s*[.:]?\s*", "", line[2:].strip())
                     return f"chapter {number} ({title})"
     raise ExportError(
-        f"{path}: no '# Title' heading in a markdown cell, needed for the export's docstrings"
+        f"{path}: no '# Title' heading in a markdown cell, "
+        "needed for the export's docstrings"
     )
 
 
 def add_provenance(code: str, label: str, where: str) -> str:
-    """Append ``Defined in <label>.`` to the docstring of every top-level def and class in ``code``."""
+    """Append ``Defined in <label>.`` to each top-level def's and class's docstring."""
     tree = ast.parse(code)
     lines = code.splitlines(keepends=True)
     offsets = [0]
@@ -96,7 +100,8 @@ def add_provenance(code: str, label: str, where: str) -> str:
             and isinstance(first.value.value, str)
         ):
             raise ExportError(
-                f"{where}: exported {node.name!r} has no docstring; every exported definition needs one"
+                f"{where}: exported {node.name!r} has no docstring; "
+                "every exported definition needs one"
             )
         # ast's column offsets count UTF-8 bytes; turn them into characters of the line
         last = lines[first.end_lineno - 1]
@@ -150,14 +155,16 @@ def render_all(modules: dict[str, Module], lmlib_dir: Path = LMLIB) -> dict[str,
         target = lmlib_dir / f"{name}.py"
         if target.exists() and not is_generated(target):
             raise ExportError(
-                f"`# lmlib: {name}` cells would overwrite the hand-written lmlib/{target.name}"
+                f"`# lmlib: {name}` cells would overwrite "
+                f"the hand-written lmlib/{target.name}"
             )
         out[f"{name}.py"] = module.render()
     return out
 
 
 def check(lmlib_dir: Path = LMLIB, chapters_dir: Path = CHAPTERS) -> list[str]:
-    """Differences between lmlib/ and a fresh export, as human-readable problems (empty when in sync)."""
+    """Differences between lmlib/ and a fresh export, as human-readable problems (empty
+    when in sync)."""
     modules = collect(chapters_dir)
     wanted = render_all(modules, lmlib_dir)
     problems = []
@@ -180,7 +187,8 @@ def check(lmlib_dir: Path = LMLIB, chapters_dir: Path = CHAPTERS) -> list[str]:
     for path in sorted(lmlib_dir.glob("*.py")):
         if is_generated(path) and path.name not in wanted:
             problems.append(
-                f"lmlib/{path.name} is generated but no chapter exports it any more: delete it or {FIX}."
+                f"lmlib/{path.name} is generated but no chapter exports it any more: "
+                f"delete it or {FIX}."
             )
     return problems
 

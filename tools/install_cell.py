@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Write every chapter's first code cell, the one that installs the book's library in Colab.
+"""Write every chapter's first code cell, the one that installs the book's library in
+Colab.
 
-The repository URL (``repository.url`` in ``_config.yml``, which also drives the launch and
-repository buttons) and the release (``v`` + ``lmlib.__version__``) are defined once; this
-tool renders the install cell from them, so no chapter carries its own copy to drift.
+The repository URL (``repository.url`` in ``_config.yml``, which also drives the launch
+and repository buttons) and the release (``v`` + ``lmlib.__version__``) are defined
+once; this tool renders the install cell from them, so no chapter carries its own copy
+to drift.
 
     python tools/install_cell.py           # rewrite the cell in chapters/NN_*.py
     python tools/install_cell.py --check   # exit 1, naming the chapters that differ
 
-Run ``make sync`` afterwards (``make sync`` runs this tool first) so the notebooks follow.
+Run ``make sync`` afterwards (``make sync`` runs this tool first) so the notebooks
+follow.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
     python tools/run_chapter.py 05                 # chapters/05_*.ipynb, active profile
     LMLIB_PROFILE=full python tools/run_chapter.py 05
 
-The executed notebook is written to ``_build/run/<chapter>.ipynb`` (the stored notebook stays
-without outputs). Printed: the total time, the slowest cells, every glued value and any
-output that looks like a warning. Exits 1 when a cell fails, with the traceback.
+The executed notebook is written to ``_build/run/<chapter>.ipynb`` (the stored notebook
+stays without outputs). Printed: the total time, the slowest cells, every glued value
+and any output that looks like a warning. Exits 1 when a cell fails, with the traceback.
 """
 
 from __future__ import annotations
