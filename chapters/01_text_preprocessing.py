@@ -39,15 +39,13 @@ if importlib.util.find_spec("lmlib") is None:
 # with the profile: how many Brown files train the sentence splitter and how many BPE merges we learn.
 
 # %%
-import json
 import re
 import unicodedata
 import warnings
 from collections import Counter
 
-warnings.filterwarnings(
-    "ignore", message="IProgress not found"
-)  # tqdm.auto warns without ipywidgets
+# tqdm.auto warns without ipywidgets
+warnings.filterwarnings("ignore", message="IProgress not found")
 import matplotlib.pyplot as plt
 import nltk
 import numpy as np
@@ -64,15 +62,10 @@ cfg = setup_chapter(
     full=dict(punkt_train_files=450, bpe_merges=8000),
 )
 use_style()
-for resource in (
-    "corpora/brown",
-    "corpora/movie_reviews",
-    "corpora/stopwords",
-    "corpora/wordnet",
-    "taggers/universal_tagset",
-):
-    require_nltk(resource)
-from nltk.corpus import brown, movie_reviews, stopwords, wordnet  # noqa: E402  (after the data check)
+for resource in ("brown", "movie_reviews", "stopwords", "wordnet"):
+    require_nltk(f"corpora/{resource}")
+require_nltk("taggers/universal_tagset")
+from nltk.corpus import brown, movie_reviews, stopwords, wordnet  # noqa: E402
 
 # %% [markdown]
 # ## Tokenisation
@@ -99,7 +92,7 @@ regexp_pattern = r"""(?x)
     https?://\S+                # URLs
   | [@#]\w+                     # @mentions and #hashtags
   | \$?\d+(?:[.,]\d+)*%?        # numbers, money, percentages: $1,000  3.14%
-  | \w+(?:[-'.@]\w+)*           # words with inner hyphens, apostrophes, dots (e-mail, O'Neil, j.doe@example.org)
+  | \w+(?:[-'.@]\w+)*           # inner - ' . @: e-mail, O'Neil, j.doe@example.org
   | [:;=][-^]?[()DPp]           # a few emoticons
   | \.\.\.                      # ellipsis
   | [^\w\s]                     # any other single punctuation mark
@@ -142,7 +135,10 @@ def show_case(tokens: list[str], case: str) -> str:
                 return " | ".join(tokens[i:j])
     return next((t for t in tokens if case in t), "?")
 
+# %% [markdown]
+# One row per tokeniser, with its number of tokens and its cut of each piece:
 
+# %%
 tokenizer_table = pd.DataFrame(
     [
         {
@@ -180,12 +176,12 @@ tokenizer_table
 # Brown {cite:p}`francis1979` is distributed tokenised, with gold sentence boundaries (`brown.sents`). We
 # rebuild ordinary running text from it by joining each sentence's tokens with spaces and re-attaching
 # punctuation (otherwise every sentence-final period would be a separate token and the task trivial), and
-# record where each gold sentence starts. Every tenth file is held out for evaluation; Punkt trains on
-# {glue:text}`punkt_train_files` of the others.
+# record where each gold sentence starts.
 
 # %%
 def detokenize_brown(tokens: list[str]) -> str:
-    """Brown tokens -> running text: attach punctuation, turn `` and '' into straight quotes."""
+    """Brown tokens -> running text: attach punctuation, `` and '' become straight
+    quotes."""
     text = " ".join(tokens)
     text = re.sub(r"`` ?", '"', text)
     text = re.sub(r" ?''", '"', text)
@@ -194,24 +190,57 @@ def detokenize_brown(tokens: list[str]) -> str:
 
 
 def brown_running_text(fileids: list[str]) -> tuple[str, list[int]]:
-    """Running text of Brown files and the character offset where each gold sentence starts."""
+    """Running text of Brown files and the offset where each gold sentence starts."""
     sentences = [detokenize_brown(sent) for sent in brown.sents(fileids)]
     starts = np.cumsum([0] + [len(s) + 1 for s in sentences[:-1]]).tolist()
     return " ".join(sentences), starts
 
+# %% [markdown]
+# Brown has {glue:text}`brown_n_categories` categories (genres), from press reportage to fiction, and its
+# files are ordered by category. We hold out every tenth file *of each category* (its first, eleventh, …) for
+# evaluation ({glue:text}`punkt_eval_files` files), so that every genre is evaluated, and Punkt trains on
+# {glue:text}`punkt_train_files` of the remaining {glue:text}`punkt_rest_files` files, spread evenly over the
+# category-ordered list so that each category contributes its share. The two sets are disjoint.
 
-all_files = brown.fileids()
-eval_files = all_files[::10]
-other_files = [f for i, f in enumerate(all_files) if i % 10]
-train_files = other_files[:: max(1, len(other_files) // cfg.punkt_train_files)][
-    : cfg.punkt_train_files
-]
+# %%
+def split_by_category(
+    files_by_category: dict[str, list[str]], n_train: int, every: int = 10
+) -> tuple[list[str], list[str]]:
+    """(train, eval) files: every ``every``-th file of each category is held out;
+    ``n_train`` of the others, evenly spaced over the category-ordered list, are for
+    training."""
+    eval_files = [f for files in files_by_category.values() for f in files[::every]]
+    rest = [
+        f
+        for files in files_by_category.values()
+        for i, f in enumerate(files)
+        if i % every
+    ]
+    picks = np.linspace(0, len(rest) - 1, min(n_train, len(rest))).round().astype(int)
+    return [rest[i] for i in picks], eval_files
+
+
+files_by_category = {c: brown.fileids(categories=c) for c in brown.categories()}
+train_files, eval_files = split_by_category(files_by_category, cfg.punkt_train_files)
+category_of = {f: c for c, files in files_by_category.items() for f in files}
+assert not set(train_files) & set(eval_files)
+assert {category_of[f] for f in train_files} == set(files_by_category)  # every genre
+glue("brown_n_categories", len(files_by_category), display=False)
+glue("punkt_train_files", len(train_files), display=False)
+glue("punkt_eval_files", len(eval_files), display=False)
+glue("punkt_rest_files", len(brown.fileids()) - len(eval_files), display=False)
+print(Counter(category_of[f] for f in train_files))
+
+# %% [markdown]
+# The running text of both sets, and the start of the evaluation text:
+
+# %%
 punkt_train_text, _ = brown_running_text(train_files)
 punkt_eval_text, gold_starts = brown_running_text(eval_files)
-glue("punkt_train_files", len(train_files), display=False)
 print(
     f"train: {len(train_files)} files, {len(punkt_train_text):,} chars | "
-    f"eval: {len(eval_files)} files, {len(punkt_eval_text):,} chars, {len(gold_starts):,} sentences"
+    f"eval: {len(eval_files)} files, {len(punkt_eval_text):,} chars, "
+    f"{len(gold_starts):,} sentences"
 )
 print(punkt_eval_text[:300])
 
@@ -229,24 +258,26 @@ punkt_params = punkt_trainer.get_params()
 punkt = PunktSentenceTokenizer(punkt_params)
 learned_abbrevs = sorted(punkt_params.abbrev_types)
 glue("punkt_n_abbrevs", len(learned_abbrevs), display=False)
-assert {"mr", "dr"} <= set(learned_abbrevs)
-abbrev_sample = learned_abbrevs[:: max(1, len(learned_abbrevs) // 30)]
 print(
-    f"{len(learned_abbrevs)} abbreviations, "
-    f"{len(punkt_params.collocations)} collocations, {len(punkt_params.sent_starters)} sentence starters"
+    f"{len(learned_abbrevs)} abbreviations, {len(punkt_params.collocations)} "
+    f"collocations, {len(punkt_params.sent_starters)} sentence starters"
 )
-print("sample of abbreviations:", abbrev_sample)
-# name some kinds of abbreviation that appear in the printed sample, for the text below
-title_abbrevs = set(
-    "mr mrs dr capt gen gov sen atty rev lt col prof sgt maj st".split()
-)
-sample_kinds = {
-    "titles": [a for a in abbrev_sample if a in title_abbrevs],
-    "dotted": [a for a in abbrev_sample if "." in a],
+print("a sample:", learned_abbrevs[:: max(1, len(learned_abbrevs) // 30)])
+
+# %% [markdown]
+# Two kinds of abbreviation, for the text below: titles, and abbreviations with inner periods.
+
+# %%
+assert {"mr", "dr"} <= set(learned_abbrevs)
+title_abbrevs = set("mr mrs dr capt gen gov sen atty rev lt col prof sgt maj".split())
+abbrev_kinds = {
+    "titles": [a for a in learned_abbrevs if a in title_abbrevs],
+    "dotted": [a for a in learned_abbrevs if "." in a],
 }
-for kind, examples in sample_kinds.items():
-    assert examples, kind
-    glue(f"punkt_sample_{kind}", ", ".join(examples[:3]), display=False)
+for kind, examples in abbrev_kinds.items():
+    assert len(examples) >= 3, kind
+    glue(f"punkt_{kind}", ", ".join(examples[:3]), display=False)
+    print(f"{kind}: {len(examples)}, e.g. {examples[:3]}")
 
 # %% [markdown]
 # We score *boundaries*: a predicted sentence start counts as correct when a gold sentence starts at the same
@@ -261,7 +292,7 @@ for kind, examples in sample_kinds.items():
 
 # %%
 def boundary_scores(predicted: set[int], gold: set[int]) -> dict[str, float]:
-    """Precision, recall and F1 of predicted sentence-start offsets against gold ones."""
+    """Precision, recall and F1 of predicted sentence starts against gold ones."""
     hits = len(predicted & gold)
     precision, recall = hits / len(predicted), hits / len(gold)
     return {
@@ -272,12 +303,21 @@ def boundary_scores(predicted: set[int], gold: set[int]) -> dict[str, float]:
 
 
 def naive_sentence_starts(text: str) -> set[int]:
-    """Sentence starts of the regex baseline: after [.!?] (+ closing quotes) + whitespace + capital."""
+    """Sentence starts of the regex baseline: after [.!?] (+ closing quotes), whitespace
+    and a capital."""
     return {m.end() for m in re.finditer(r"[.!?][\"')]*\s+(?=[\"'(]?[A-Z])", text)}
 
+# %% [markdown]
+# Both splitters on the held-out files; the last column counts only the gold boundaries that follow `.`, `!`
+# or `?`:
 
+# %%
 gold_boundaries = set(gold_starts[1:])
-punkt_boundaries = {s for s, _ in punkt.span_tokenize(punkt_eval_text)} - {0}
+predicted = {
+    "naive regex": naive_sentence_starts(punkt_eval_text),
+    "Punkt (trained on Brown)": {s for s, _ in punkt.span_tokenize(punkt_eval_text)}
+    - {0},
+}
 terminal_boundaries = {
     b
     for b in gold_boundaries
@@ -285,35 +325,39 @@ terminal_boundaries = {
 }
 segmentation_table = pd.DataFrame(
     {
-        "naive regex": boundary_scores(
-            naive_sentence_starts(punkt_eval_text), gold_boundaries
-        ),
-        "Punkt (trained on Brown)": boundary_scores(punkt_boundaries, gold_boundaries),
+        method: {
+            **boundary_scores(starts, gold_boundaries),
+            "recall (after . ! ?)": len(starts & terminal_boundaries)
+            / len(terminal_boundaries),
+        }
+        for method, starts in predicted.items()
     }
 ).T
-segmentation_table["recall (after . ! ?)"] = [
-    len(naive_sentence_starts(punkt_eval_text) & terminal_boundaries)
-    / len(terminal_boundaries),
-    len(punkt_boundaries & terminal_boundaries) / len(terminal_boundaries),
-]
-for method, key in (("naive regex", "naive"), ("Punkt (trained on Brown)", "punkt")):
-    for metric in ("precision", "recall", "F1"):
-        glue(
-            f"seg_{key}_{metric}",
-            float(segmentation_table.loc[method, metric]),
-            display=False,
-        )
-glue(
-    "seg_terminal_share", len(terminal_boundaries) / len(gold_boundaries), display=False
-)
 segmentation_table.round(3)
+
+# %% [markdown]
+# The cell below checks the claims that the text makes about these numbers and glues them.
+
+# %%
+naive_row, punkt_row = segmentation_table.to_dict("records")
+assert punkt_row["precision"] > naive_row["precision"]  # the text's claims
+assert punkt_row["F1"] > naive_row["F1"]
+false_splits = {m: len(starts - gold_boundaries) for m, starts in predicted.items()}
+assert 2 * false_splits["Punkt (trained on Brown)"] < false_splits["naive regex"]
+gain = {m: punkt_row[m] - naive_row[m] for m in ("precision", "recall")}
+assert gain["precision"] > gain["recall"]  # "mainly in precision" (summary)
+for key, row in (("naive", naive_row), ("punkt", punkt_row)):
+    for metric in ("precision", "recall", "F1"):
+        glue(f"seg_{key}_{metric}", float(row[metric]), display=False)
+share = len(terminal_boundaries) / len(gold_boundaries)
+glue("seg_terminal_share", share, display=False)
 
 # %% [markdown]
 # Punkt reaches precision {glue:text}`seg_punkt_precision:.3f` and F1 {glue:text}`seg_punkt_F1:.3f`, against
 # {glue:text}`seg_naive_precision:.3f` and {glue:text}`seg_naive_F1:.3f` for the regex: the
-# {glue:text}`punkt_n_abbrevs` abbreviations it learned (*mr* and *dr* among them; the printed sample shows
-# titles such as {glue:text}`punkt_sample_titles` and abbreviations with inner periods such as
-# {glue:text}`punkt_sample_dotted`) remove most of the regex's false splits. Neither reaches full recall
+# {glue:text}`punkt_n_abbrevs` abbreviations it learned (*mr* and *dr* among them, titles such as
+# {glue:text}`punkt_titles` and abbreviations with inner periods such as {glue:text}`punkt_dotted`) remove
+# most of the regex's false splits. Neither reaches full recall
 # ({glue:text}`seg_punkt_recall:.3f` and {glue:text}`seg_naive_recall:.3f`): only
 # {glue:text}`seg_terminal_share:.1%` of Brown's gold sentences end in `.`, `!` or `?`; the rest end in a colon,
 # a semicolon or nothing at all (headlines, list items), which no period-based splitter can find. The last
@@ -391,51 +435,86 @@ from nltk.stem import (
     WordNetLemmatizer,
 )
 
-porter, snowball, lancaster = (
-    PorterStemmer(),
-    SnowballStemmer("english"),
-    LancasterStemmer(),
-)
-lemmatizer = WordNetLemmatizer()
-universal_to_wordnet = {
-    "NOUN": wordnet.NOUN,
-    "VERB": wordnet.VERB,
-    "ADJ": wordnet.ADJ,
-    "ADV": wordnet.ADV,
+stemmers = {
+    "Porter": PorterStemmer(),
+    "Snowball": SnowballStemmer("english"),
+    "Lancaster": LancasterStemmer(),
 }
+lemmatizer = WordNetLemmatizer()
+universal_to_wordnet = {"NOUN": "n", "VERB": "v", "ADJ": "a", "ADV": "r"}
 
 
-def normalise_all(word: str, tag: str) -> dict[str, str]:
-    """One word under the three stemmers and WordNet lemmatisation (with and without its POS)."""
+def normalise_all(
+    word: str, tag: str, stemmers: dict, lemmatizer, tag_map: dict[str, str]
+) -> dict[str, str]:
+    """One word under each stemmer and under WordNet lemmatisation, without its POS (as
+    a noun) and with it (``tag_map`` maps its tag to WordNet's, nouns by default)."""
     lower = word.lower()
     return {
         "word": word,
         "tag": tag,
-        "Porter": porter.stem(lower),
-        "Snowball": snowball.stem(lower),
-        "Lancaster": lancaster.stem(lower),
+        **{name: stemmer.stem(lower) for name, stemmer in stemmers.items()},
         "lemma (noun default)": lemmatizer.lemmatize(lower),
-        "lemma (gold POS)": lemmatizer.lemmatize(
-            lower, universal_to_wordnet.get(tag, wordnet.NOUN)
-        ),
+        "lemma (gold POS)": lemmatizer.lemmatize(lower, tag_map.get(tag, "n")),
     }
 
+# %% [markdown]
+# Two sentences of Brown's news section, word by word:
 
+# %%
 news_sents = brown.tagged_sents(categories="news", tagset="universal")
 example_sents = [news_sents[i] for i in (453, 471)]
 print("\n".join(" ".join(w for w, _ in s) for s in example_sents))
-rows = [normalise_all(w, t) for s in example_sents for w, t in s if w.isalpha()]
+rows = [
+    normalise_all(w, t, stemmers, lemmatizer, universal_to_wordnet)
+    for s in example_sents
+    for w, t in s
+    if w.isalpha()
+]
+# leave out the rows where every method returns the lower-cased word
 stem_table = pd.DataFrame(
     [r for r in rows if len({r["word"].lower(), *list(r.values())[2:]}) > 1]
 )
 stem_table
 
 # %% [markdown]
-# Rows where all five agree with the lower-cased word are left out. The stemmers produce non-words
-# (*retir*, *engag*, Lancaster's *rel* for *relations*), while the lemmatiser only returns dictionary words
-# and, given the verb tag, maps *is*, *was* and *being* to *be*. Without the tag it treats every word as a
-# noun: *is* and *being* stay, and *was* becomes *wa*, a "singular" of a plural noun. How much
-# does each method merge over the whole Brown vocabulary?
+# For the text, the cell below picks stems that are not English words (not in WordNet) and the forms of *be*.
+
+# %%
+table = stem_table.assign(word=stem_table.word.str.lower())
+non_words = {  # (word, stem) pairs whose stem is not a WordNet word
+    name: [
+        (w, st)
+        for w, st in zip(table.word, table[name], strict=True)
+        if not wordnet.synsets(st)
+    ]
+    for name in ("Porter", "Lancaster")
+}
+porter_examples = [(w, st) for w, st in non_words["Porter"] if st != w][:2]
+deepest_cut = max(non_words["Lancaster"], key=lambda pair: len(pair[0]) - len(pair[1]))
+be_forms = table[table["lemma (gold POS)"] == "be"]
+as_noun = be_forms["lemma (noun default)"]
+be_kept = be_forms[as_noun == be_forms.word].word.tolist()
+be_changed = be_forms[(as_noun != be_forms.word) & (as_noun != "be")]
+assert len(porter_examples) == 2 and be_kept and len(be_changed) >= 1
+for i, (w, st) in enumerate(porter_examples, start=1):
+    glue(f"porter_word_{i}", w, display=False)
+    glue(f"porter_stem_{i}", st, display=False)
+glue("lancaster_word", deepest_cut[0], display=False)
+glue("lancaster_stem", deepest_cut[1], display=False)
+glue("be_forms", ", ".join(sorted(be_forms.word)), display=False)
+glue("be_kept", " and ".join(be_kept), display=False)
+glue("be_changed_word", be_changed.word.iloc[0], display=False)
+glue("be_changed_lemma", be_changed["lemma (noun default)"].iloc[0], display=False)
+
+# %% [markdown]
+# Rows where all five agree with the lower-cased word are left out. The stemmers produce non-words: Porter
+# turns *{glue:text}`porter_word_1`* into *{glue:text}`porter_stem_1`* and *{glue:text}`porter_word_2`* into
+# *{glue:text}`porter_stem_2`*, and Lancaster cuts *{glue:text}`lancaster_word`* down to
+# *{glue:text}`lancaster_stem`*. The lemmatiser only returns dictionary words and, given the verb tag, maps
+# {glue:text}`be_forms` to *be*. Without the tag it treats every word as a noun: {glue:text}`be_kept` stay
+# as they are, and *{glue:text}`be_changed_word`* becomes *{glue:text}`be_changed_lemma`*, a "singular" of a
+# plural noun. How much does each method merge over the whole Brown vocabulary?
 
 # %%
 brown_tagged_types = Counter(
@@ -444,9 +523,7 @@ brown_tagged_types = Counter(
 brown_types = {w for w, _ in brown_tagged_types}
 normalised_vocab = {
     "lower-cased words": len(brown_types),
-    "Porter": len({porter.stem(w) for w in brown_types}),
-    "Snowball": len({snowball.stem(w) for w in brown_types}),
-    "Lancaster": len({lancaster.stem(w) for w in brown_types}),
+    **{name: len({st.stem(w) for w in brown_types}) for name, st in stemmers.items()},
     "WordNet lemma (gold POS)": len(
         {
             lemmatizer.lemmatize(w, universal_to_wordnet.get(t, "n"))
@@ -454,15 +531,11 @@ normalised_vocab = {
         }
     ),
 }
-assert (lemmatizer.lemmatize("us", "n"), lemmatizer.lemmatize("as", "n")) == (
-    "u",
-    "a",
-)  # see the text below
-for key, size in zip(
-    ("words", "porter", "snowball", "lancaster", "lemma"),
-    normalised_vocab.values(),
-    strict=True,
-):
+sizes = list(normalised_vocab.values())  # words, Porter, Snowball, Lancaster, lemmas
+assert sizes[3] < min(sizes[1:3]) and sizes[4] > max(sizes[1:4])  # the text below
+assert [lemmatizer.lemmatize(w, "n") for w in ("us", "as")] == ["u", "a"]
+keys = ("words", "porter", "snowball", "lancaster", "lemma")
+for key, size in zip(keys, sizes, strict=True):
     glue(f"normvocab_{key}", size, display=False)
 pd.Series(normalised_vocab, name="distinct forms in Brown").to_frame()
 
@@ -492,23 +565,23 @@ brown_freq = nltk.FreqDist(brown_words)
 glue("brown_n_tokens", len(brown_words), display=False)
 glue("brown_n_types", len(brown_freq), display=False)
 glue("brown_hapax", len(brown_freq.hapaxes()), display=False)
+glue("brown_top3", ", ".join(w for w, _ in brown_freq.most_common(3)), display=False)
 print(
-    f"{len(brown_words):,} tokens, {len(brown_freq):,} types, {len(brown_freq.hapaxes()):,} hapax legomena"
+    f"{len(brown_words):,} tokens, {len(brown_freq):,} types, "
+    f"{len(brown_freq.hapaxes()):,} hapax legomena"
 )
 pd.DataFrame(brown_freq.most_common(12), columns=["word", "count"]).set_index("word").T
 
 # %% [markdown]
 # We fit the exponent by least squares on the log-log scale over ranks 10 to 10,000: the first few ranks
-# (*the*, *of*, *and*) and the long tail of words seen once or twice, where frequencies are integers and ties
+# ({glue:text}`brown_top3`) and the long tail of words seen once or twice, where frequencies are integers and ties
 # make the curve a staircase, both bend away from a straight line. We fit at 200 log-spaced ranks so that each
 # decade weighs the same; with every rank, the 9,000 ranks above 1,000 would dominate the fit.
 
 # %%
 frequencies = np.array(sorted(brown_freq.values(), reverse=True), dtype=float)
 ranks = np.arange(1, len(frequencies) + 1)
-fit_ranks = np.unique(
-    np.logspace(1, 4, 200).astype(int)
-)  # ranks 10..10,000, log-spaced
+fit_ranks = np.unique(np.logspace(1, 4, 200).astype(int))  # 10..10,000, log-spaced
 zipf_slope, zipf_intercept = np.polyfit(
     np.log(fit_ranks), np.log(frequencies[fit_ranks - 1]), 1
 )
@@ -519,7 +592,12 @@ zipf_s_all_ranks = -np.polyfit(
 )[0]
 glue("zipf_s", float(zipf_s), display=False)
 glue("zipf_s_all_ranks", float(zipf_s_all_ranks), display=False)
+print(f"s = {zipf_s:.3f} (log-spaced ranks), {zipf_s_all_ranks:.3f} (every rank)")
 
+# %% [markdown]
+# The rank–frequency plot with the fitted line:
+
+# %%
 fig, ax = plt.subplots()
 ax.loglog(
     ranks, frequencies, ".", markersize=2, alpha=0.5, label="Brown (lower-cased words)"
@@ -546,9 +624,10 @@ plt.close(fig)
 # ```
 #
 # The fitted exponent is $s =$ {glue:text}`zipf_s:.3f`, close to Zipf's 1 (fitting every rank in the same
-# range instead gives {glue:text}`zipf_s_all_ranks:.3f`: the exponent depends on how one fits). Brown has {glue:text}`brown_n_tokens:,` word tokens
-# but {glue:text}`brown_n_types:,` types, of which {glue:text}`brown_hapax:,` occur exactly once: any
-# vocabulary will miss words, which is why we need `<unk>` or subwords.
+# range instead gives {glue:text}`zipf_s_all_ranks:.3f`: the exponent depends on how one fits). Brown has
+# {glue:text}`brown_n_tokens:,` word tokens but {glue:text}`brown_n_types:,` types, of which
+# {glue:text}`brown_hapax:,` occur exactly once: any vocabulary will miss words, which is why we need `<unk>`
+# or subwords.
 #
 # Heaps' law {cite:p}`heaps1978` describes the same skew from the other side: the vocabulary keeps growing as we
 # read more text, but sublinearly,
@@ -580,7 +659,15 @@ glue("heaps_beta", float(heaps_beta), display=False)
 glue("heaps_k", float(np.exp(heaps_log_k)), display=False)
 glue("heaps_beta_late", float(heaps_beta_late), display=False)
 assert heaps_beta_late < heaps_beta - 0.05  # the curve bends (text below)
+print(
+    f"K = {np.exp(heaps_log_k):.1f}, beta = {heaps_beta:.3f} (N >= 10,000), "
+    f"{heaps_beta_late:.3f} (N >= 100,000)"
+)
 
+# %% [markdown]
+# The growth curve and the fit:
+
+# %%
 fig, ax = plt.subplots()
 ax.loglog(heaps_n, heaps_v, "o", markersize=3, label="Brown, in corpus order")
 heaps_curve = np.exp(heaps_log_k) * heaps_n**heaps_beta
@@ -588,11 +675,11 @@ ax.plot(
     heaps_n[heaps_fit],
     heaps_curve[heaps_fit],
     "r-",
-    label=f"K N^β fitted on N ≥ 10,000: K = {np.exp(heaps_log_k):.1f}, β = {heaps_beta:.3f}",
+    label=f"K N^β fitted on N ≥ 10,000: K = {np.exp(heaps_log_k):.1f}, "
+    f"β = {heaps_beta:.3f}",
 )
-extrapolated = (
-    heaps_n <= heaps_n[heaps_fit].min()
-)  # up to the first fitted point, so the two lines meet
+# extrapolate up to the first fitted point, so that the two lines meet
+extrapolated = heaps_n <= heaps_n[heaps_fit].min()
 ax.plot(
     heaps_n[extrapolated],
     heaps_curve[extrapolated],
@@ -648,6 +735,16 @@ pmi_finder = BigramCollocationFinder(
 pmi_finder.apply_freq_filter(20)
 top_pmi = pmi_finder.score_ngrams(bigram_measures.pmi)[:10]
 top_llr = collocation_finder.score_ngrams(bigram_measures.likelihood_ratio)[:10]
+glue("top_pmi", ", ".join(" ".join(b) for b, _ in top_pmi[:3]), display=False)
+glue("top_llr", ", ".join(" ".join(b) for b, _ in top_llr[:3]), display=False)
+bigram_count = collocation_finder.ngram_fd
+mean_count = {
+    name: np.mean([bigram_count[b] for b, _ in top])
+    for name, top in (("pmi", top_pmi), ("llr", top_llr))
+}
+assert mean_count["llr"] > mean_count["pmi"]  # the ratio prefers frequent pairs (text)
+glue("top_pmi_mean_count", float(mean_count["pmi"]), display=False)
+glue("top_llr_mean_count", float(mean_count["llr"]), display=False)
 pd.DataFrame(
     {
         "PMI (count ≥ 20)": [f"{' '.join(b)} ({s:.1f})" for b, s in top_pmi],
@@ -656,15 +753,18 @@ pd.DataFrame(
 )
 
 # %% [markdown]
-# PMI with a frequency floor finds fixed names and terms (*puerto rico*, *los angeles*, *du pont*); the likelihood ratio
-# ranks the most *reliably* associated pairs, which are frequent phrases (*united states*, *new york*).
+# PMI with a frequency floor finds fixed names and terms (its top three: {glue:text}`top_pmi`); the
+# likelihood ratio ranks the most *reliably* associated pairs, which are frequent phrases (its top three:
+# {glue:text}`top_llr`). Its ten best pairs occur {glue:text}`top_llr_mean_count:,.0f` times on average,
+# PMI's {glue:text}`top_pmi_mean_count:,.0f` times.
 #
 # ## Vocabulary
 #
 # A model sees integer ids, not strings. The `Vocab` class below is the book's word vocabulary: four special
 # tokens with fixed ids (`<pad>`=0 pads batches, `<unk>`=1 stands for any token outside the vocabulary,
 # `<bos>`=2 and `<eos>`=3 mark sequence boundaries), then the tokens seen at least `min_freq` times, most
-# frequent first (ties alphabetical, so ids are reproducible). It is exported to `lmlib.text`.
+# frequent first (ties alphabetical, so ids are reproducible). It is exported to `lmlib.text`, whose first
+# cell holds the imports and the special tokens.
 
 # %%
 # lmlib: text
@@ -676,9 +776,14 @@ from collections.abc import Iterable, Mapping
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
+# %% [markdown]
+# A vocabulary is built from token counts; `count_tokens` makes them from a flat list of tokens or from a list
+# of sentences.
 
+# %%
+# lmlib: text
 def count_tokens(tokens: Iterable[str] | Iterable[Iterable[str]]) -> Counter:
-    """Count tokens given as one flat sequence of strings or as a sequence of token lists (sentences)."""
+    """Count tokens given as one flat sequence of strings or as token lists."""
     counts: Counter = Counter()
     for item in tokens:
         if isinstance(item, str):
@@ -687,14 +792,19 @@ def count_tokens(tokens: Iterable[str] | Iterable[Iterable[str]]) -> Counter:
             counts.update(item)
     return counts
 
+# %% [markdown]
+# The class itself:
 
+# %%
+# lmlib: text
 class Vocab:
     """A token <-> id mapping with ``<pad> <unk> <bos> <eos>`` at ids 0..3.
 
-    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes counts (a Counter or any other mapping from
-    token to count), a flat list of tokens or a list of token lists. Special tokens in the input are not
-    duplicated. Tokens seen fewer than ``min_freq`` times are left out and encode to ``<unk>``. Regular
-    tokens follow the specials ordered by decreasing count, ties alphabetically.
+    ``Vocab(counts_or_tokens, min_freq=1, max_size=None)`` takes counts (a Counter or
+    any other mapping from token to count), a flat list of tokens or a list of token
+    lists. Special tokens in the input are not duplicated. Tokens seen fewer than
+    ``min_freq`` times are left out and encode to ``<unk>``. Regular tokens follow the
+    specials ordered by decreasing count, ties alphabetically.
     """
 
     def __init__(
@@ -728,12 +838,12 @@ class Vocab:
         return self.itos[index]
 
     def encode(self, tokens: Iterable[str], add_bos_eos: bool = False) -> list[int]:
-        """Token ids; unknown tokens map to ``<unk>``; optionally wrapped in ``<bos>`` ... ``<eos>``."""
+        """Token ids (unknown: ``<unk>``), optionally within ``<bos>`` ... ``<eos>``."""
         ids = [self.stoi.get(t, UNK_ID) for t in tokens]
         return [BOS_ID, *ids, EOS_ID] if add_bos_eos else ids
 
     def decode(self, ids: Iterable[int], skip_specials: bool = False) -> list[str]:
-        """Tokens of ``ids``; with ``skip_specials`` drops ``<pad> <bos> <eos>`` (but keeps ``<unk>``)."""
+        """Tokens of ``ids``; ``skip_specials`` drops ``<pad> <bos> <eos>``."""
         return [
             self.itos[i]
             for i in ids
@@ -741,7 +851,7 @@ class Vocab:
         ]
 
     def oov_rate(self, tokens: Iterable[str]) -> float:
-        """Fraction of ``tokens`` that are not in the vocabulary (would encode to ``<unk>``)."""
+        """Fraction of ``tokens`` not in the vocabulary (encoded as ``<unk>``)."""
         tokens = list(tokens)
         return sum(t not in self.stoi for t in tokens) / max(1, len(tokens))
 
@@ -757,16 +867,23 @@ class Vocab:
 
 # %%
 shakespeare = fetch("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
-split_at = (
-    shakespeare.index("\n\n", int(0.9 * len(shakespeare))) + 2
-)  # at a speaker change
+split_at = shakespeare.index("\n\n", int(0.9 * len(shakespeare))) + 2  # new speaker
 shakespeare_train, shakespeare_heldout = shakespeare[:split_at], shakespeare[split_at:]
 speakers_train, speakers_heldout = (
     set(re.findall(r"(?:\A|\n\n)([^\n:]+):\n", part))  # name after a blank line
     for part in (shakespeare_train, shakespeare_heldout)
 )
 glue("heldout_speakers", len(speakers_heldout), display=False)
-glue("heldout_new_speakers", len(speakers_heldout - speakers_train), display=False)
+new_speakers = speakers_heldout - speakers_train
+assert 2 * len(new_speakers) > len(speakers_heldout)  # "mostly unseen text"
+glue("heldout_new_speakers", len(new_speakers), display=False)
+print(f"{len(new_speakers)} of {len(speakers_heldout)} held-out speakers are new")
+
+# %% [markdown]
+# The word vocabulary of the training part, and the first held-out line with an unknown word, encoded and
+# decoded:
+
+# %%
 train_words = re.findall(r"\w+|[^\w\s]+", shakespeare_train)
 heldout_words = re.findall(r"\w+|[^\w\s]+", shakespeare_heldout)
 word_counts = Counter(train_words)
@@ -777,9 +894,7 @@ demo_line = next(
     if any(w not in vocab for w in re.findall(r"\w+|[^\w\s]+", line))
 )
 example_ids = vocab.encode(re.findall(r"\w+|[^\w\s]+", demo_line), add_bos_eos=True)
-print(
-    f"{len(speakers_heldout - speakers_train)} of {len(speakers_heldout)} held-out speakers are new; {demo_line!r}"
-)
+print(repr(demo_line))
 print(example_ids)
 print(vocab.decode(example_ids))
 assert vocab.decode(vocab.encode(train_words[:1000])) == train_words[:1000]
@@ -846,12 +961,16 @@ WORD_PATTERN = re.compile(r"\w+|[^\w\s]+")
 
 
 def pre_tokenize(text: str) -> list[str]:
-    """Split text into words and runs of punctuation (``\\w+|[^\\w\\s]+``, like HF's ``Whitespace``)."""
+    """Words and punctuation runs (``\\w+|[^\\w\\s]+``, as HF's ``Whitespace``)."""
     return WORD_PATTERN.findall(text)
 
+# %% [markdown]
+# One merge replaces the non-overlapping occurrences of a pair, from left to right:
 
+# %%
+# lmlib: text
 def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
-    """Replace every non-overlapping occurrence of ``pair`` in ``symbols`` (left to right) by its join."""
+    """Replace each non-overlapping ``pair`` (left to right) by its join."""
     merged, i = [], 0
     while i < len(symbols):
         if i + 1 < len(symbols) and symbols[i] == pair[0] and symbols[i + 1] == pair[1]:
@@ -862,12 +981,19 @@ def merge_pair(symbols: list[str], pair: tuple[str, str]) -> list[str]:
             i += 1
     return merged
 
+# %% [markdown]
+# The `BPE` class learns merges (the incremental algorithm above, in `learn`) and applies them (`encode_word`,
+# `encode`, `decode`).
 
+# %%
+# lmlib: text
 class BPE:
-    """Byte-pair encoding (Sennrich et al., 2016) with an end-of-word marker on each word's last symbol.
+    """Byte-pair encoding (Sennrich et al., 2016) with an end-of-word marker.
 
-    ``BPE.learn(word_counts, num_merges)`` learns merges from a Counter of words; ``encode`` applies them in
-    rank order to each pre-tokenised word; ``decode`` joins the pieces and turns end-of-word markers into spaces.
+    The marker goes on each word's last symbol. ``BPE.learn(word_counts, num_merges)``
+    learns merges from a Counter of words; ``encode`` applies them in rank order to each
+    pre-tokenised word; ``decode`` joins the pieces and turns end-of-word markers into
+    spaces.
     """
 
     def __init__(
@@ -896,7 +1022,8 @@ class BPE:
         min_frequency: int = 2,
         end_of_word: str = "</w>",
     ) -> "BPE":
-        """Learn up to ``num_merges`` merges (stopping when the best pair occurs < ``min_frequency`` times).
+        """Learn up to ``num_merges`` merges; stop when the best pair occurs fewer than
+        ``min_frequency`` times.
 
         Ties between equally frequent pairs go to the lexicographically smallest pair.
         """
@@ -945,11 +1072,13 @@ class BPE:
 
     @property
     def vocab(self) -> list[str]:
-        """All symbols: the alphabet (characters, with and without the marker), then merged symbols in order."""
+        """All symbols: the alphabet (characters, with and without the marker), then the
+        merged symbols in order."""
         return list(dict.fromkeys([*self.alphabet, *(a + b for a, b in self.merges)]))
 
     def encode_word(self, word: str) -> list[str]:
-        """The pieces of one word: apply the lowest-ranked merge present until none applies."""
+        """The pieces of a word: apply the lowest-ranked merge present until none
+        does."""
         if word not in self._cache:
             symbols = self.word_symbols(word)
             while len(symbols) > 1:
@@ -970,19 +1099,20 @@ class BPE:
         ]
 
     def decode(self, tokens: Iterable[str]) -> str:
-        """Join pieces; each end-of-word marker becomes a space (words end up separated by single spaces)."""
+        """Join pieces; each end-of-word marker becomes a space (one between words)."""
         return "".join(tokens).replace(self.end_of_word, " ").strip()
 
 
 # %% [markdown]
 # A toy corpus first, the one of the BPE paper: the first merges join the frequent `e s`, then `es t</w>`,
-# building the suffix *est*.
+# building the suffix *est* (the cell asserts these two).
 
 # %%
 toy_bpe = BPE.learn(
     Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3}), num_merges=6
 )
 print(toy_bpe.merges)
+assert toy_bpe.merges[:2] == [("e", "s"), ("es", "t</w>")]
 print(
     toy_bpe.encode("lowest newer"),
     "->",
@@ -1013,6 +1143,8 @@ assert bpe.decode(bpe.encode(sample_line)) == " ".join(pre_tokenize(sample_line)
 # special tokens fixes their ids and makes its training deterministic.
 
 # %%
+import json
+
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 hf_tokenizer = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
@@ -1030,7 +1162,12 @@ hf_merges = [
     tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
     for m in json.loads(hf_tokenizer.to_str())["model"]["merges"]
 ]
+print(f"HF: {len(hf_merges):,} merges")
 
+# %% [markdown]
+# The two merge lists, position by position and as sets:
+
+# %%
 n_compare = min(len(hf_merges), len(bpe.merges))
 same_position = [a == b for a, b in zip(bpe.merges, hf_merges, strict=False)]
 first_disagreement = same_position.index(False) if False in same_position else n_compare
@@ -1038,7 +1175,8 @@ merge_agreement = {
     n: len(set(bpe.merges[:n]) & set(hf_merges[:n])) / n for n in (100, 500, n_compare)
 }
 print(
-    f"ours {len(bpe.merges):,} merges, HF {len(hf_merges):,}; identical prefix: {first_disagreement:,}"
+    f"ours {len(bpe.merges):,} merges, HF {len(hf_merges):,}; "
+    f"identical prefix: {first_disagreement:,}"
 )
 print({f"first {n:,} (as sets)": f"{a:.1%}" for n, a in merge_agreement.items()})
 if first_disagreement < n_compare:
@@ -1053,15 +1191,21 @@ glue("bpe_n_compare", n_compare, display=False)
 glue("bpe_set_agreement", merge_agreement[n_compare], display=False)
 glue("bpe_merges_requested", cfg.bpe_merges, display=False)
 glue("bpe_merges_hf", len(hf_merges), display=False)
+
+# %% [markdown]
+# Whether the minimum frequency stopped either implementation early decides one sentence of the text:
+
+# %%
 if len(bpe.merges) == len(hf_merges) == cfg.bpe_merges:
     stopping_note = (
-        "both learned every merge we asked for before any pair fell below the minimum frequency, "
-        "so the frequency threshold causes no difference"
+        "both learned every merge we asked for before any pair fell below the minimum "
+        "frequency, so the frequency threshold causes no difference"
     )
 else:
     stopping_note = (
-        "the minimum frequency stopped learning before the requested number, at different points "
-        "for the two implementations, so the lists also differ in length"
+        "the minimum frequency stopped learning before the requested number, at "
+        "different points for the two implementations, so the lists also differ in "
+        "length"
     )
 glue("bpe_stopping_note", stopping_note, display=False)
 
@@ -1084,7 +1228,8 @@ for name, pair in (
 ):
     created = merge_rank_of.get(pair[0], -1) + 1  # 1-based
     print(
-        f"{name:>4}: {pair} occurs {pair_counter[pair]} times; {pair[0]!r} was created by merge {created}"
+        f"{name:>4}: {pair} occurs {pair_counter[pair]} times; "
+        f"{pair[0]!r} was created by merge {created}"
     )
     glue(f"bpe_tie_count_{name}", pair_counter[pair], display=False)
     glue(f"bpe_tie_created_{name}", created, display=False)
@@ -1097,6 +1242,11 @@ assert (
     < merge_rank_of[hf_merges[first_disagreement][0]]
     < merge_rank_of[bpe.merges[first_disagreement][0]]
 )
+
+# %% [markdown]
+# And the number of tokens each produces on the held-out text:
+
+# %%
 ours_heldout = bpe.encode(shakespeare_heldout)
 hf_heldout = hf_tokenizer.encode(shakespeare_heldout).tokens
 glue("bpe_heldout_ours", len(ours_heldout), display=False)
@@ -1156,19 +1306,20 @@ granularity_table = pd.DataFrame(
     },
     index=["vocabulary size", "tokens per line", "OOV rate"],
 ).T
-for key, row in zip(
-    ("char", "word", "bpe"), granularity_table.itertuples(), strict=True
-):
-    glue(f"gran_{key}_vocab", int(row[1]), display=False)
-    glue(f"gran_{key}_per_line", float(row[2]), display=False)
-char_row, word_row, bpe_row = (
-    granularity_table.to_numpy()
-)  # BPE sits between characters and words (text below):
-assert char_row[0] < bpe_row[0] < word_row[0] and char_row[1] > bpe_row[1] > word_row[1]
-assert char_row[2] == bpe_row[2] == 0 < word_row[2]
 granularity_table.style.format(
     {"vocabulary size": "{:,.0f}", "tokens per line": "{:.1f}", "OOV rate": "{:.2%}"}
 )
+
+# %% [markdown]
+# BPE sits between characters and words on both counts, and, like characters, has no unknown tokens:
+
+# %%
+for key, row in zip(("char", "word", "bpe"), granularity_table.to_numpy(), strict=True):
+    glue(f"gran_{key}_vocab", int(row[0]), display=False)
+    glue(f"gran_{key}_per_line", float(row[1]), display=False)
+char_row, word_row, bpe_row = granularity_table.to_numpy()
+assert char_row[0] < bpe_row[0] < word_row[0] and char_row[1] > bpe_row[1] > word_row[1]
+assert char_row[2] == bpe_row[2] == 0 < word_row[2]
 
 # %% [markdown]
 # Characters need only {glue:text}`gran_char_vocab` symbols and are never unknown here, but make sequences long

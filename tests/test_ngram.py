@@ -1,10 +1,18 @@
-"""Tests of lmlib.ngram (exported from chapter 02): counts, parity with nltk.lm and with a dict-based reference,
-hand-computed probabilities, normalisation, unknown words and sampling."""
+"""Tests of lmlib.ngram (exported from chapter 02): counts, parity with nltk.lm and with
+a dict-based reference, hand-computed probabilities, normalisation, unknown words (also
+on a corpus without <unk>), per-order discounts and sampling."""
 
 import numpy as np
 import pytest
 
-from lmlib.ngram import AddKLM, BackoffLM, JelinekMercerLM, KneserNeyLM, NGramCounts
+from lmlib.ngram import (
+    AddKLM,
+    BackoffLM,
+    JelinekMercerLM,
+    KneserNeyLM,
+    NGramCounts,
+    modified_discounts,
+)
 
 TRAIN = [
     s.split()
@@ -152,9 +160,6 @@ def test_unknown_words_and_logprob():
         model.logprob("cat", ["the"]),
         np.log(model.distribution(["the"])[model.counts.word_id["cat"]]),
     )
-    no_unk = KneserNeyLM(2, 0.75).fit([s for s in TRAIN if "<unk>" not in s])
-    with pytest.raises(KeyError):
-        no_unk.perplexity([["zebra"]])
 
 
 def test_sampling_stops_at_the_sentence_end_or_max_words():
@@ -175,7 +180,8 @@ def test_sampling_never_draws_sentence_start_and_is_seeded():
     samples = [model.sample(rng, max_words=15) for _ in range(200)]
     assert all("<s>" not in s and "</s>" not in s and len(s) <= 15 for s in samples)
     assert any(len(s) < 15 for s in samples)
-    # one sentence of 500 distinct words: a unigram sample is ~20 near-uniform draws, two seeds never agree
+    # one sentence of 500 distinct words: a unigram sample is ~20 near-uniform draws,
+    # two seeds never agree
     wide = AddKLM(1, k=0.0).fit([[f"w{i}" for i in range(500)]])
     first = wide.sample(np.random.default_rng(0), max_words=20)
     assert len(first) == 20
@@ -187,10 +193,95 @@ def test_logprob_maps_unknown_words_to_unk():
     model = KneserNeyLM(2, 0.75).fit(TRAIN)
     assert model.logprob("zebra", ["the"]) == model.logprob("<unk>", ["the"])
     assert model.logprob("zebra", ["zebra"]) == model.logprob("<unk>", ["<unk>"])
-    no_unk = KneserNeyLM(2, 0.75).fit([s for s in TRAIN if "<unk>" not in s])
-    assert np.isfinite(no_unk.logprob("cat", ["the"]))  # a known word needs no <unk>
-    with pytest.raises(KeyError):
-        no_unk.logprob("zebra", ["the"])
+
+
+NO_UNK = [s for s in TRAIN if "<unk>" not in s]
+
+
+def test_a_corpus_without_unk_still_has_an_unk_id_with_count_zero():
+    counts = NGramCounts(NO_UNK, 3)
+    unk = counts.word_id["<unk>"]
+    assert counts.count[1][unk] == 0 and counts.cont[1][unk] == 0
+    windows = counts.windows([["the", "zebra", "sat"]], 3)
+    assert list(windows[:, -1]) == [
+        counts.word_id["the"],
+        unk,
+        counts.word_id["sat"],
+        counts.word_id["</s>"],
+    ]
+    assert counts.count[1].sum() == sum(map(len, NO_UNK)) + len(NO_UNK)
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: KneserNeyLM(3, 0.75),
+        lambda: KneserNeyLM(3, modified=True),
+        lambda: AddKLM(3, 0.1),
+        lambda: JelinekMercerLM(3, [0.6, 0.7, 0.8]),
+    ],
+    ids=["kn", "modified-kn", "add-k", "jelinek-mercer"],
+)
+def test_smoothed_models_score_unknown_words_of_a_corpus_without_unk(make_model):
+    model = make_model().fit(NO_UNK)
+    heldout = [["the", "zebra", "sat", "on", "the", "okapi"]]
+    assert np.isfinite(model.perplexity(heldout))
+    assert model.logprob("zebra", ["the"]) == model.logprob("<unk>", ["the"])
+    assert model.logprob("cat", ["zebra"]) == model.logprob("cat", ["<unk>"])
+    assert np.isfinite(model.logprob("zebra", ["the"]))
+    for context in ([], ["zebra"], ["the", "zebra"]):
+        assert abs(model.distribution(context).sum() - 1.0) < 1e-12
+
+
+def test_unsmoothed_unigrams_give_unknown_words_probability_zero():
+    heldout = [["the", "zebra"]]
+    for model in (AddKLM(2, k=0.0), BackoffLM(2, 0.5)):
+        model.fit(NO_UNK)
+        assert model.logprob("zebra", ["the"]) == -np.inf
+        assert model.perplexity(heldout) == np.inf
+        assert np.isfinite(model.logprob("cat", ["the"]))
+
+
+def test_the_discount_may_be_an_array():
+    per_order = [0.5, 0.7, 0.9]
+    reference = KneserNeyLM(3, per_order).fit(TRAIN)
+    expected = reference.prob_windows(reference.windows(HELDOUT))
+    for discount in (
+        np.array(per_order),
+        tuple(per_order),
+        np.array(per_order + [0.1]),
+    ):
+        model = KneserNeyLM(3, discount).fit(TRAIN)
+        np.testing.assert_array_equal(
+            model.prob_windows(model.windows(HELDOUT)), expected
+        )
+    scalar = KneserNeyLM(3, 0.6).fit(TRAIN)
+    for discount in (np.float64(0.6), np.array(0.6), np.array([0.6] * 3)):
+        model = KneserNeyLM(3, discount).fit(TRAIN)
+        np.testing.assert_array_equal(
+            model.prob_windows(model.windows(HELDOUT)),
+            scalar.prob_windows(scalar.windows(HELDOUT)),
+        )
+    assert [d[1] for d in reference.discounts[1:]] == per_order
+
+
+@pytest.mark.parametrize("discount", [[0.5, 0.7], np.ones((3, 1))])
+def test_a_discount_of_the_wrong_shape_is_rejected(discount):
+    with pytest.raises(ValueError, match="one value or one per order"):
+        KneserNeyLM(3, discount)
+
+
+def test_modified_discounts_by_hand():
+    counts = np.array(
+        [1] * 6 + [2] * 3 + [3] * 2 + [4] * 1 + [9] * 5
+    )  # n1..n4 = 6, 3, 2, 1
+    y = 6 / (6 + 2 * 3)
+    np.testing.assert_allclose(
+        modified_discounts(counts),
+        [0, 1 - 2 * y * 3 / 6, 2 - 3 * y * 2 / 3, 3 - 4 * y * 1 / 2],
+        rtol=1e-12,
+    )
+    assert np.isnan(modified_discounts(np.array([5, 6]))[1])  # n1 = n2 = 0: undefined
 
 
 def test_one_log_probability_per_word_and_sentence_end():
@@ -198,8 +289,9 @@ def test_one_log_probability_per_word_and_sentence_end():
     assert len(model.token_logprobs(HELDOUT)) == sum(map(len, HELDOUT)) + len(HELDOUT)
 
 
-# Hand-computed probabilities on TRAIN (book padding). 38 words + 7 </s> = 45 predicted tokens; 12 words + </s>
-# = 13 predictable symbols. "the" is followed 9 times by 5 distinct words: cat 2, dog 3, mat 2, log 1, fish 1.
+# Hand-computed probabilities on TRAIN (book padding). 38 words + 7 </s> = 45 predicted
+# tokens; 12 words + </s> = 13 predictable symbols. "the" is followed 9 times by 5
+# distinct words: cat 2, dog 3, mat 2, log 1, fish 1.
 # Unigram counts: cat 4, dog 4, mat 2, log 1, fish 1, sat 4.
 
 
@@ -224,16 +316,19 @@ def test_jelinek_mercer_by_hand():
 def test_back_off_by_hand():
     model = BackoffLM(2, 0.5).fit(TRAIN)
     assert np.isclose(np.exp(model.logprob("cat", ["the"])), (2 - 0.5) / 9, rtol=1e-12)
-    # unseen "the sat": alpha = (0.5 * 5 / 9) / (1 - 12/45) times P(sat) = 4/45, i.e. 10/297
+    # unseen "the sat": alpha = (0.5 * 5 / 9) / (1 - 12/45) times P(sat) = 4/45,
+    # i.e. 10/297
     assert np.isclose(np.exp(model.logprob("sat", ["the"])), 10 / 297, rtol=1e-12)
 
 
 def test_kneser_ney_by_hand():
-    # continuation counts: "cat" follows "the" and "a" (2); there are 30 distinct counted bigrams and
-    # 13 distinct words with a continuation count, so P_1(cat) = (2 - D)/30 + D * 13/30 / 13 = 2/30 exactly
+    # continuation counts: "cat" follows "the" and "a" (2); there are 30 distinct
+    # counted bigrams and 13 distinct words with a continuation count, so
+    # P_1(cat) = (2 - D)/30 + D * 13/30 / 13 = 2/30 exactly
     model = KneserNeyLM(2, 0.75).fit(TRAIN)
     p_cat = (2 - 0.75) / 30 + 0.75 * 13 / 30 / 13
-    # "<s>" is followed 7 times by 3 distinct words (the 4, a 2, <unk> 1), never by "cat"
+    # "<s>" is followed 7 times by 3 distinct words (the 4, a 2, <unk> 1), never by
+    # "cat"
     assert np.isclose(
         np.exp(model.logprob("cat", [])), 0.75 * 3 / 7 * p_cat, rtol=1e-12
     )
@@ -244,8 +339,9 @@ def test_kneser_ney_by_hand():
     )
 
 
-# A dictionary-based reference: the equations of the chapter written out directly, on a synthetic corpus large
-# enough for every order to have count-of-counts n1..n4 and modified discounts inside their ranges.
+# A dictionary-based reference: the equations of the chapter written out directly, on a
+# synthetic corpus large enough for every order to have count-of-counts n1..n4 and
+# modified discounts inside their ranges.
 
 
 def synthetic_corpus(num_sentences, seed):
@@ -273,7 +369,7 @@ def synthetic_corpus(num_sentences, seed):
 
 
 class Reference:
-    """Counts and the smoothing equations of the chapter with dicts of tuples (book padding)."""
+    """Counts and the smoothing equations of the chapter as dicts (book padding)."""
 
     def __init__(self, sentences, order, continuation=True):
         from collections import Counter
@@ -285,7 +381,8 @@ class Reference:
                 for k in range(1, order + 1):
                     self.count[tuple(padded[i - k + 1 : i + 1])] += 1
         self.cont = Counter(g[1:] for g in self.count if len(g) >= 2)  # N1+(• g)
-        self.predictable = sorted({w for s in sentences for w in s} | {"</s>"})
+        # <unk> is always in the vocabulary (with count 0 here)
+        self.predictable = sorted({w for s in sentences for w in s} | {"</s>", "<unk>"})
 
     def c(self, gram, continuation):
         return self.cont[gram] if continuation else self.count[gram]

@@ -98,8 +98,9 @@ def test_bpe_sennrich_example_and_min_frequency():
     counts = Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3})
     bpe = BPE.learn(counts, num_merges=3)
     assert bpe.merges == [("e", "s"), ("es", "t</w>"), ("l", "o")]
-    # pairs seen fewer than min_frequency times are never merged: l+o occurs 7 times; after it the best
-    # pairs are (e, w), (n, e) and (w, est</w>), 6 times each < 7, so learning stops early
+    # pairs seen fewer than min_frequency times are never merged: l+o occurs 7 times;
+    # after it the best pairs are (e, w), (n, e) and (w, est</w>), 6 times each < 7, so
+    # learning stops early
     assert BPE.learn(counts, num_merges=100, min_frequency=7).merges == [
         ("e", "s"),
         ("es", "t</w>"),

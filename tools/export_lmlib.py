@@ -52,7 +52,8 @@ class Module:
         head = [
             BANNER,
             f"# Source: the `# lmlib: {self.name}` cells of {sources}.",
-            f"# Edit those cells, then {FIX}.",
+            "# Edit those cells, then run `make export`",
+            "# (or python tools/export_lmlib.py) and commit lmlib/.",
             f'"""Exported from {labels}."""',
         ]
         body = "\n\n\n".join(code.strip("\n") for _, _, code in self.parts)
