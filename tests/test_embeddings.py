@@ -1,4 +1,5 @@
-"""lmlib.embeddings: corpus streaming, subsampling, skip-gram pairs, noise distribution, the Keras SGNS model."""
+"""lmlib.embeddings: corpus streaming, subsampling, skip-gram pairs, noise distribution,
+the Keras SGNS model and its data pipeline."""
 
 import numpy as np
 import pytest
@@ -156,6 +157,45 @@ def test_dataset_batches_and_noise():
         )
     )
     np.testing.assert_array_equal(candidates.numpy(), again[0][0][1].numpy())
+
+
+def test_dataset_yields_the_requested_number_of_full_steps():
+    # 10 pairs, batches of 4: one pass is 2.5 batches; 7 steps are 2.8 passes
+    centres = np.arange(10, dtype=np.int32)
+    contexts = (centres + 100).astype(np.int32)
+    noise = np.full(10, 0.1)
+    dataset = sgns_dataset(centres, contexts, noise, 2, 4, steps=7, table_size=100)
+    assert int(dataset.cardinality()) == 7
+    batches = list(dataset)
+    assert len(batches) == 7
+    assert all(b[0][0].shape == (4,) for b in batches)  # every batch is full
+    seen = np.concatenate([b[0][0].numpy() for b in batches])
+    # the shuffled pass repeats, in the same order, across batch boundaries
+    np.testing.assert_array_equal(seen[10:20], seen[:10])
+    np.testing.assert_array_equal(np.sort(seen[:10]), centres)
+    candidates = np.concatenate([b[0][1].numpy() for b in batches])
+    np.testing.assert_array_equal(candidates[:, 0], seen + 100)
+    # the noise is drawn per step: the second pass gets other noise words
+    assert not np.array_equal(candidates[:10, 1:], candidates[10:20, 1:])
+
+
+def test_dataset_without_steps_is_one_pass_with_a_short_last_batch():
+    centres = np.arange(10, dtype=np.int32)
+    noise = np.full(10, 0.1)
+    batches = list(sgns_dataset(centres, centres, noise, 2, 4, table_size=100))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+
+
+def test_sgns_fit_runs_the_requested_steps():
+    import keras
+
+    centres = np.arange(10, dtype=np.int32)
+    noise = np.full(10, 0.1)
+    model = SkipGramNS(10, 3)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=sgns_loss)
+    dataset = sgns_dataset(centres, centres[::-1].copy(), noise, 2, 4, steps=9)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    assert int(model.optimizer.iterations) == 9
 
 
 def test_sgns_learns_two_topics():
