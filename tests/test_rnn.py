@@ -1,4 +1,5 @@
-"""lmlib.rnn: the from-scratch cells equal Keras's layers, gradients flow, and the PTB batching helpers."""
+"""lmlib.rnn: the from-scratch cells equal Keras's layers, gradients flow, the PTB
+batching helpers, and the language model's dropout and initialisation."""
 
 import os
 
@@ -20,11 +21,15 @@ from lmlib.rnn import (
     GRUCellScratch,
     LSTMCellScratch,
     SimpleRNNCellScratch,
+    SpectralNormAtMost,
     build_rnn_lm,
     contiguous_batches,
+    recurrent_stack,
     reset_rnn_states,
     stream_perplexity,
+    summed_nll,
     token_stream,
+    uniform_initializers,
 )
 
 CASES = {
@@ -39,7 +44,7 @@ INPUTS = (
 
 
 def paired_layers(name: str, units: int = 6, perturb: float = 0.0):
-    """A Keras layer and our cell in keras.layers.RNN with the same (randomised) weights."""
+    """A Keras layer and our cell in keras.layers.RNN with the same random weights."""
     keras_class, cell_class, options = CASES[name]
     reference = keras_class(units, return_sequences=True, return_state=True, **options)
     ours = layers.RNN(
@@ -58,13 +63,14 @@ def paired_layers(name: str, units: int = 6, perturb: float = 0.0):
 
 
 def max_differences(reference, ours) -> list[float]:
+    """max |Keras - ours| of each output, relative to the largest Keras output."""
+    to_numpy = keras.ops.convert_to_numpy
+    ref_out = [to_numpy(a) for a in reference(INPUTS)]
+    our_out = [to_numpy(b) for b in ours(INPUTS)]
+    scale = max(float(np.abs(a).max()) for a in ref_out)
     return [
-        float(
-            np.max(
-                np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b))
-            )
-        )
-        for a, b in zip(reference(INPUTS), ours(INPUTS), strict=True)
+        float(np.abs(a - b).max()) / scale
+        for a, b in zip(ref_out, our_out, strict=True)
     ]
 
 
@@ -88,10 +94,10 @@ def test_final_state_only_equals_keras(name):
     reference, ours = keras_class(4, **options), layers.RNN(cell_class(4, **options))
     reference(INPUTS), ours(INPUTS)
     ours.set_weights(reference.get_weights())
-    assert np.allclose(
-        *(keras.ops.convert_to_numpy(layer(INPUTS)) for layer in (reference, ours)),
-        atol=1e-5,
+    expected, got = (
+        keras.ops.convert_to_numpy(layer(INPUTS)) for layer in (reference, ours)
     )
+    assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -176,3 +182,87 @@ def test_init_scale_bounds_every_weight():
     model(np.zeros((1, 2), np.int32))
     assert all(np.abs(w.numpy()).max() <= 0.1 + 1e-7 for w in model.weights)
     assert model.get_layer("lstm_1").cell.bias.numpy().max() <= 0.1 + 1e-7
+
+
+def test_uniform_initializers_are_empty_without_a_scale_and_fresh_per_call():
+    assert uniform_initializers(None, "kernel") == {}
+    first = uniform_initializers(0.05, "kernel", "bias")
+    assert set(first) == {"kernel_initializer", "bias_initializer"}
+    assert first["kernel_initializer"] is not first["bias_initializer"]
+    assert first["kernel_initializer"].get_config()["maxval"] == 0.05
+
+
+def test_dropout_sits_on_the_non_recurrent_connections_only():
+    model = build_rnn_lm(11, 4, 3, cell="lstm", num_layers=2, batch_size=2, dropout=0.5)
+    names = [layer.name for layer in model.layers]
+    assert names == [
+        names[0],  # the input
+        "embedding",
+        "dropout_1",
+        "lstm_1",
+        "dropout_2",
+        "lstm_2",
+        "dropout_out",
+        "logits",
+    ]
+    for name in ("lstm_1", "lstm_2"):  # no dropout inside the recurrence
+        config = model.get_layer(name).get_config()
+        assert config["dropout"] == 0 and config["recurrent_dropout"] == 0
+    no_dropout = build_rnn_lm(11, 4, 3, num_layers=2, batch_size=2)
+    assert not any(isinstance(layer, layers.Dropout) for layer in no_dropout.layers)
+
+
+def test_dropout_is_active_in_training_only_and_draws_a_mask_per_step():
+    model = build_rnn_lm(11, 8, 5, cell="gru", batch_size=2, dropout=0.5)
+    x = np.tile(np.arange(6, dtype=np.int32), (2, 1))
+
+    def logits(training: bool) -> np.ndarray:
+        reset_rnn_states(model)
+        return keras.ops.convert_to_numpy(model(x, training=training))
+
+    assert np.allclose(logits(False), logits(False))
+    assert not np.allclose(logits(True), logits(False))
+    # Zaremba et al.: a new mask at every time step (Keras's recurrent-layer argument
+    # would reuse one mask per sequence): the same vector at every step is masked
+    # differently across the steps.
+    same_at_every_step = np.ones((1, 20, 8), np.float32)
+    masked = model.get_layer("dropout_1")(same_at_every_step, training=True)
+    masks = {tuple(row) for row in keras.ops.convert_to_numpy(masked)[0] != 0}
+    assert len(masks) > 1
+
+
+def test_recurrent_stack_returns_the_units_of_the_last_layer():
+    inputs = keras.Input(batch_shape=(2, None, 4))
+    out = recurrent_stack(inputs, "rnn", 7, 3, dropout=0.1)
+    assert tuple(out.shape) == (2, None, 7)
+
+
+def test_spectral_norm_constraint_rescales_only_matrices_above_the_bound():
+    w = np.random.default_rng(0).normal(size=(6, 6)).astype(np.float32)
+    w /= np.linalg.norm(w, 2)
+    constraint = SpectralNormAtMost(1.0)
+    rescaled = keras.ops.convert_to_numpy(constraint(3.0 * w))
+    assert np.linalg.norm(rescaled, 2) == pytest.approx(1.0, rel=1e-5)
+    assert np.allclose(rescaled, w, rtol=1e-5, atol=1e-6)  # the direction is kept
+    inside = keras.ops.convert_to_numpy(constraint(0.5 * w))
+    assert np.array_equal(inside, 0.5 * w)
+    config = SpectralNormAtMost(0.9).get_config()
+    assert SpectralNormAtMost.from_config(config).max_value == 0.9
+
+
+def sigma_after_training(recurrent_constraint) -> float:
+    seed_everything(0, keras=True)
+    model = build_rnn_lm(
+        11, 4, 6, cell="rnn", batch_size=2, recurrent_constraint=recurrent_constraint
+    )
+    kernel = model.get_layer("rnn_1").cell.recurrent_kernel
+    assert kernel.constraint is recurrent_constraint
+    model.compile(optimizer=keras.optimizers.Adam(0.5), loss=summed_nll)
+    x = np.random.default_rng(0).integers(0, 11, (2, 5))
+    model.fit(x, x, epochs=5, batch_size=2, verbose=0, shuffle=False)
+    return float(np.linalg.norm(kernel.numpy(), 2))
+
+
+def test_recurrent_constraint_reaches_the_kernel_and_holds_during_training():
+    assert sigma_after_training(None) > 1.1  # Adam alone leaves the bound
+    assert sigma_after_training(SpectralNormAtMost(1.0)) <= 1 + 1e-5
