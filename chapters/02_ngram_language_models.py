@@ -543,7 +543,7 @@ class JelinekMercerLM(NGramLM):
 # ## Back-off with absolute discounting
 #
 # Back-off models {cite:p}`katz1987` trust a seen n-gram and consult the lower order only for unseen ones. Here
-# each seen n-gram gives up a fixed discount $0 < D < 1$ of its count (absolute discounting
+# each seen n-gram gives up a fixed discount $0 < D \le 1$ of its count (absolute discounting
 # {cite:p}`ney1994`), and the freed mass is shared among the unseen words in proportion to the lower-order
 # back-off model:
 #
@@ -1014,8 +1014,7 @@ results = pd.DataFrame(
     ]
 )
 ppl_table = results.pivot(index="method", columns="n", values=["valid", "test"])
-ppl_table = ppl_table.loc[methods]
-ppl_table.style.format("{:.1f}")
+ppl_table = ppl_table.loc[methods]  # shown, with its caption, in the results below
 
 # %% [markdown]
 # The tuned parameters (best on validation) per order, and the discounts $D_{k,1}, D_{k,2}, D_{k,3+}$ that
@@ -1088,8 +1087,8 @@ glue("gain_cont_counts", float(gain), display=False)
 glue("tab_ngram_ppl", ppl_table.style.format("{:.1f}"), display=False)
 
 # %% [markdown]
-# The text below makes claims about the table; the next cell checks each one. They hold for the
-# validation-tuned parameters of either profile's grids.
+# The text below makes claims about the table; the next cell checks each one, for the
+# parameters tuned on the validation split in this run.
 
 # %%
 test_ppl = ppl["test"]
@@ -1166,7 +1165,8 @@ print(
 # (the cells above assert it). Every word was seen in training, so with $N$ training tokens and $|V|$
 # predictable words each word gets $(c(w) - D)/N + (D\,|V|/N)\cdot(1/|V|) = c(w)/N$: the discount taken from a
 # word comes back to it through the uniform distribution. (This needs one discount for all words. The PTB
-# unigram counts have $n_{1,1}, \dots, n_{1,4}$ = {glue:text}`unigram_n1`, {glue:text}`unigram_n2`,
+# unigram counts (ordinary counts: the model of order 1 uses no continuation counts, unlike the
+# lower orders of the 5-gram in the table of discounts above) have $n_{1,1}, \dots, n_{1,4}$ = {glue:text}`unigram_n1`, {glue:text}`unigram_n2`,
 # {glue:text}`unigram_n3`, {glue:text}`unigram_n4`: the fixed vocabulary leaves few rare words, so
 # {eq}`eq-ngram-mkn-discounts` gives $D_{1,2}$ = {glue:text}`unigram_d2:.2f` and $D_{1,3+}$ =
 # {glue:text}`unigram_d3:.2f`, outside their ranges; modified Kneser–Ney falls back to the plain discount at

@@ -59,8 +59,9 @@ use_style()
 CLIP_NORM = 5.0  # global gradient norm (Zaremba et al.), both profiles
 
 # %% [markdown]
-# The two profiles train the same model with different budgets. The quick profile trains a
-# one-layer LSTM for part of one epoch with Adam and no dropout. `windows_per_epoch` caps the
+# The two profiles run the same code with different models and budgets. The quick profile
+# trains a one-layer LSTM for part of one epoch with Adam and no dropout; the full profile
+# follows Zaremba et al.'s medium configuration (below). `windows_per_epoch` caps the
 # number of training windows per epoch (`None`: the whole training set); `compare_windows`
 # is the budget of each model in the SimpleRNN / LSTM / GRU comparison.
 
@@ -165,8 +166,8 @@ cfg = setup_chapter("04", quick=QUICK, full=FULL, keras=True)
 # distance $t-k$: the **vanishing gradient** problem {cite:p}`bengio1994,pascanu2013`, which makes it hard to
 # learn dependencies more than a few steps long. The bound gives a *sufficient* condition for vanishing and,
 # read the other way, a *necessary* condition for the opposite, the **exploding gradient** that throws the
-# weights far away in a single update: the norm can grow exponentially only if $\gamma\,\sigma_{\max}(W_{hh})
-# > 1$ {cite:p}`pascanu2013`. It is not sufficient: the bound only allows growth, and the factors
+# weights far away in a single update: the norm can grow exponentially only if
+# $\gamma\,\sigma_{\max}(W_{hh}) > 1$ {cite:p}`pascanu2013`. It is not sufficient: the bound only allows growth, and the factors
 # $f'(a_j) \le 1$ of saturated units ($f' \approx 0$) pull the product down. For a linear network ($f$ the
 # identity) the same argument applies to the eigenvalues of $W_{hh}$: a spectral radius below 1 suffices for
 # vanishing, and one above 1 is necessary for explosion.
@@ -620,7 +621,7 @@ glue("fig_rnn_gradient_norms", fig, display=False)
 plt.close(fig)
 
 # %% [markdown]
-# We keep the values $k$ = `GRAD_K` steps back for the text, with the geometric mean of the
+# We keep the values $k$ = {glue:text}`grad_k` steps back for the text, with the geometric mean of the
 # change per step, $(g_k / g_0)^{1/k}$, and the mean slope $\tanh'(a_t)$ of the two
 # SimpleRNNs, and check the claims that follow.
 
@@ -1103,7 +1104,7 @@ plt.close(fig)
 # the recurrent layer's and the projection's; we choose each cell's number of units so that these match the
 # LSTM's. (Without the projection the softmax layer would grow with the number of units and dominate the
 # count.) Each model trains on the same first {glue:text}`compare_windows:,` windows, one layer, no dropout,
-# with Adam (learning rate `COMPARE_LR`, gradient norm clipped at `CLIP_NORM`). One difference is deliberate
+# with Adam (learning rate {glue:text}`compare_lr:g`, gradient norm clipped at {glue:text}`clip_norm:g`). One difference is deliberate
 # and explained below: the SimpleRNN's recurrent matrix is kept at $\sigma_{\max}(W_{hh}) \le 1$.
 
 # %%
@@ -1206,6 +1207,8 @@ param_table
 
 # %%
 COMPARE_LR = 3e-3
+glue("compare_lr", COMPARE_LR, display=False)
+glue("clip_norm", CLIP_NORM, display=False)
 compare_rows, compare_losses = {}, {}
 for cell, model in compare_models.items():
     losses, seconds, _, compare_tokens = train_lm(
@@ -1227,7 +1230,6 @@ cell_names = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 compare_table = pd.DataFrame(compare_rows).T.rename(index=cell_names)
 compare_format = {"units": "{:.0f}", "parameters": "{:,.0f}", "valid_ppl": "{:.1f}"}
 compare_format |= {"seconds": "{:.1f}", "tokens_per_s": "{:,.0f}"}
-compare_table.style.format(compare_format)
 
 # %% [markdown]
 # The learning curves of the three:
@@ -1338,7 +1340,6 @@ results = pd.DataFrame(
     | {name: {"valid": np.nan, "test": test} for name, test in PAPER_TEST.items()}
 ).T
 glue("tab_rnn_ppl", results.style.format("{:.1f}", na_rep="-"), display=False)
-results.style.format("{:.1f}", na_rep="-")
 
 # %% [markdown]
 # The values the text below quotes, and its claims, computed from this run:

@@ -286,13 +286,13 @@ glue("step_speed_ratio", float(cps[256] / cps[1024]), display=False)
 # with twice the batch {glue:text}`step_s_256:.2f` s: GRU-256 reads {glue:text}`step_speed_ratio:.1f` times
 # as many characters per second as GRU-1024 (timings vary from run to run, and with whatever else the
 # machine is doing). In the {glue:text}`train_minutes:.1f` minutes that this run's model trains, the
-# tutorial's model would read about {glue:text}`tutorial_passes:.1f` passes over the training text at this
+# tutorial's GRU-1024 would read about {glue:text}`tutorial_passes:.1f` passes over the training text at this
 # speed; this run's model reads {glue:text}`train_passes:.1f`. For that reason the quick profile, for a CPU,
 # uses GRU-256 with an embedding of 64 and batches of 128, while the full profile, for a GPU (where the wide
 # model's step is fast), keeps the tutorial's model; this run uses a GRU of {glue:text}`units` units, an
 # embedding of {glue:text}`embed_dim` and batches of {glue:text}`batch_size`. The quick profile's learning
 # rate is 1e-2, ten times Adam's default, because a short run cannot afford a slow start; the full profile
-# keeps 1e-3. Both profiles clip the global gradient norm at 1 (chapter 04), which keeps large steps stable,
+# keeps 1e-3. Both profiles clip the global gradient norm (as chapter 04 does, there at 5) at 1, which keeps large steps stable,
 # and hold the learning rate constant for the first half of the run, then decay it to a tenth with a cosine
 # over the second half. A constant start followed by a decay ends about where a cosine over the whole run
 # does {cite:p}`hagele2024`, and it has a property we use for the BPE comparison below: up to the middle of
@@ -1382,7 +1382,6 @@ comparison.columns = [
 comparison_style = comparison.style.format(precision=3, na_rep="–").format(
     "{:,.0f}", subset=["updates", "training s", "text read (chars)"], na_rep="–"
 )
-display(comparison_style)
 
 # %% [markdown]
 # The training curves of the two models, in bits per character (each step's training loss per token divided
@@ -1437,6 +1436,8 @@ for name, value in [
     glue(name, float(value), display=False)
 glue("eq_updates_word", "more" if eq_updates > 0 else "fewer", display=False)
 glue("eq_seconds_word", "more" if eq_seconds > 0 else "fewer", display=False)
+bpe_step_ratio = np.median(bpe_log.step_seconds[1:]) / char_step_s
+glue("bpe_step_word", "slower" if bpe_step_ratio > 1 else "no slower", display=False)
 glue("compare_steps", cfg.compare_steps, display=False)
 glue("eq_steps", int(eq_steps), display=False)
 glue("tab_gen_comparison", comparison_style, display=False)
@@ -1466,8 +1467,8 @@ glue("tab_gen_comparison", comparison_style, display=False)
 # own), so each BPE update reads that many times as much text. After {glue:text}`compare_steps` updates the
 # BPE model needs {glue:text}`bpe_val_bits:.3f` bits per character, {glue:text}`eq_updates_abs:.3f`
 # {glue:text}`eq_updates_word` than the character model after as many ({glue:text}`char_eq_updates_bits:.3f`).
-# Its updates are slower ({glue:text}`bpe_step_s:.3f` s against {glue:text}`char_step_s:.3f` s: the
-# softmax is {glue:text}`bpe_vocab_ratio:.0f` times as wide), so at equal seconds the comparison is with the
+# Its updates are {glue:text}`bpe_step_word` ({glue:text}`bpe_step_s:.3f` s against
+# {glue:text}`char_step_s:.3f` s: the softmax is {glue:text}`bpe_vocab_ratio:.0f` times as wide), so at equal seconds the comparison is with the
 # character model after {glue:text}`eq_steps` updates ({glue:text}`char_eq_seconds_s:.0f` s against the BPE
 # run's {glue:text}`bpe_seconds:.0f` s), which needs {glue:text}`char_eq_seconds_bits:.3f`: the BPE model
 # needs {glue:text}`eq_seconds_abs:.3f` bits per character {glue:text}`eq_seconds_word`. These are one run of

@@ -438,7 +438,9 @@ def _temp_path(folder: Path) -> Iterator[Path]:
         Path(name).unlink(missing_ok=True)
 
 
-def _commit(res: Resource, f: RemoteFile, tmp: Path, source: str) -> None:
+def _commit(
+    res: Resource, f: RemoteFile, tmp: Path, source: str, shown: str | None = None
+) -> None:
     """Verify ``tmp`` against ``f.sha256``: cache it, or delete it and raise."""
     actual = _sha256(tmp)
     if actual != f.sha256:
@@ -454,7 +456,9 @@ def _commit(res: Resource, f: RemoteFile, tmp: Path, source: str) -> None:
     os.replace(tmp, target)
     # The rename kept contents, mtime and size: no need to hash again.
     _VERIFIED[_key(target)] = actual
-    _note(f"{f.path} <- {source} ({target.stat().st_size / 1e6:.1f} MB, sha256 ok)")
+    # ``shown`` names the source in the note (a local mirror path is nobody else's)
+    size = target.stat().st_size / 1e6
+    _note(f"{f.path} <- {shown or source} ({size:.1f} MB, sha256 ok)")
 
 
 def _download(url: str, dest: Path) -> None:
@@ -502,7 +506,7 @@ def _from_mirror(res: Resource, f: RemoteFile, mirror: str, tried: list[str]) ->
         return False
     with _temp_path(folder) as tmp:
         shutil.copyfile(source, tmp)
-        _commit(res, f, tmp, str(source))
+        _commit(res, f, tmp, str(source), shown="the local data mirror")
     return True
 
 
