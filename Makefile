@@ -93,7 +93,9 @@ check-pages: venv
 pdf: venv $(IPYTHON_PROFILE)
 	@test -d _build/.jupyter_cache || { echo "run make book first"; exit 1; }
 	$(VENV)/bin/jupyter-book build . -W --keep-going --builder singlehtml
-	$(PY) tools/print_pdf.py _build/singlehtml/book/intro.html _build/pdf/book.pdf
+	@# the one page is written as book/intro.html with links relative to the root: move it there
+	cp _build/singlehtml/book/intro.html _build/singlehtml/book.html
+	$(PY) tools/print_pdf.py _build/singlehtml/book.html _build/pdf/book.pdf
 	cp _build/pdf/book.pdf _build/html/book.pdf  # the intro page links to it
 
 exec-times: venv

@@ -6,7 +6,8 @@
 The page is opened offline (every request outside ``file://`` is blocked), MathJax
 finishes typesetting, the theme's navigation is hidden and Chromium prints A4 pages
 with page numbers. The result is then read back with pypdf: it fails unless it has
-pages, contains every chapter's title (from ``_toc.yml``) and no raw ``$$``.
+pages, contains every chapter's title (from ``_toc.yml``) and no raw ``$$``; before
+printing, every math element of the page must have been typeset.
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def print_pdf(html: Path, pdf: Path) -> None:
             ),
         )
         page.goto(html.resolve().as_uri(), wait_until="load", timeout=300_000)
-        page.evaluate(
+        untypeset = page.evaluate(
             "async () => { if (window.MathJax && MathJax.startup)"
-            " await MathJax.startup.promise; }"
+            " await MathJax.startup.promise;"
+            " return Array.from(document.querySelectorAll('.math'))"
+            ".filter(el => !el.querySelector('mjx-container')).length; }"
         )
+        if untypeset:
+            raise SystemExit(f"{html}: {untypeset} math elements were not typeset")
         page.add_style_tag(content=PRINT_CSS)
         page.emulate_media(media="print")
         page.pdf(
@@ -98,7 +103,7 @@ def check_pdf(
     text = "\n".join(page.extract_text() or "" for page in reader.pages)
     flat = re.sub(r"\s+", " ", text)
     problems = [f"chapter title missing: {t!r}" for t in titles if t not in flat]
-    if "$$" in text:
+    if "$$" in text:  # (\( and \[ appear in code; the page's math is checked before)
         problems.append("raw $$ in the text (math not typeset)")
     if len(reader.pages) < min_pages_per_title * len(titles):
         problems.append(f"only {len(reader.pages)} pages for {len(titles)} chapters")
