@@ -8,6 +8,15 @@ BOOK_EXECUTE ?= cache
 
 .PHONY: help venv test book export sync lint format reader-check check-pages pdf clean exec-times
 
+# Kernels started by the build read this IPython profile: it keeps ipykernel's per-notebook
+# "Kernel is running over TCP without encryption" notice (harmless for a local, short-lived
+# kernel) out of the build log.
+IPYTHON_PROFILE := _build/ipython/profile_default/ipython_kernel_config.py
+$(IPYTHON_PROFILE):
+	@mkdir -p $(dir $@)
+	@echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile' > $@
+export IPYTHONDIR := $(CURDIR)/_build/ipython
+
 help:
 	@echo "make test    run the tests (creates .venv on first use)"
 	@echo "make book    execute the chapters and build the HTML book into _build/html"
@@ -60,18 +69,9 @@ format: sync
 reader-check: venv $(IPYTHON_PROFILE)
 	bash tools/reader_check.sh
 
-# Kernels started by the build read this IPython profile: it keeps ipykernel's per-notebook
-# "Kernel is running over TCP without encryption" notice (harmless for a local, short-lived
-# kernel) out of the build log.
-IPYTHON_PROFILE := _build/ipython/profile_default/ipython_kernel_config.py
-$(IPYTHON_PROFILE):
-	@mkdir -p $(dir $@)
-	@echo 'c.IPKernelApp.log_level = "ERROR"  # written by the Makefile' > $@
-export IPYTHONDIR := $(CURDIR)/_build/ipython
-
 # The execution cache does not notice changes to imported modules: drop it when lmlib/, the
-# pinned environment or LMLIB_PROFILE changes, so every chapter runs against the library it documents (Sphinx's own
-# environment goes too, or it would not re-read the unchanged pages). BOOK_EXECUTE=force drops
+# pinned environment or LMLIB_PROFILE changes, so every chapter runs against the library it
+# documents (Sphinx's own environment goes too, or it would not re-read the unchanged pages). BOOK_EXECUTE=force drops
 # the cache and re-executes every chapter into it, so that `make pdf` reuses those executions.
 book: venv $(IPYTHON_PROFILE)
 	$(PY) tools/export_lmlib.py --check
