@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 BOOK_EXECUTE ?= cache
 
 .PHONY: help venv test book export sync lint format reader-check check-pages pdf clean exec-times
+.DEFAULT_GOAL := help
 
 # Kernels started by the build read this IPython profile: it keeps ipykernel's per-notebook
 # "Kernel is running over TCP without encryption" notice (harmless for a local, short-lived
