@@ -1520,7 +1520,7 @@ throughput.style.format(
 #   {glue:text}`wps_ft_2:,.0f` effective words per second with two threads, streaming the corpus from disk;
 #   our Keras SGNS manages {glue:text}`sgns_wps:,.0f`.
 # * Analogy accuracy is far above chance (the paper's skip-gram, trained on a far larger corpus, answered
-#   55 % of the semantic and 59 % of the syntactic questions); FastText's subwords
+#   55 % of the semantic and 59 % of the syntactic questions {cite:p}`mikolov2013a`); FastText's subwords
 #   carry its syntactic analogies ({glue:text}`syn_ft:.1%`) and give vectors to unseen and misspelled words.
 #   Skip-gram reaches $\rho$ = {glue:text}`ws_sg:.2f` on WordSim-353 and {glue:text}`simlex_sg:.2f` on
 #   SimLex-999.

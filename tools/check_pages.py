@@ -99,6 +99,21 @@ def chromium_path() -> str:
     return found
 
 
+def offline_browser(pw, viewport: dict | None = None):
+    """(browser, context): Debian's Chromium, every request off ``file://`` blocked."""
+    browser = pw.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+    context = browser.new_context(**({"viewport": viewport} if viewport else {}))
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(("file://", "data:"))
+            else route.abort("blockedbyclient")
+        ),
+    )
+    return browser, context
+
+
 def html_pages(root: Path) -> list[Path]:
     pages = []
     for path in sorted(root.rglob("*.html")):
@@ -201,18 +216,7 @@ def check(root: Path, screenshots: Path | None) -> dict[Path, Page]:
     if screenshots is not None:
         screenshots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox"]
-        )
-        context = browser.new_context(viewport=VIEWPORT)
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith(("file://", "data:"))
-                else route.abort("blockedbyclient")
-            ),
-        )
+        browser, context = offline_browser(pw, VIEWPORT)
         for page in pages.values():
             inspect(context, page, screenshots, root.resolve())
         browser.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_pages import chromium_path  # noqa: E402
+from check_pages import offline_browser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,18 +58,8 @@ def print_pdf(html: Path, pdf: Path) -> None:
 
     pdf.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox"]
-        )
-        page = browser.new_page()
-        page.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith(("file://", "data:"))
-                else route.abort("blockedbyclient")
-            ),
-        )
+        browser, context = offline_browser(pw)
+        page = context.new_page()
         page.goto(html.resolve().as_uri(), wait_until="load", timeout=300_000)
         untypeset = page.evaluate(
             "async () => { if (window.MathJax && MathJax.startup)"
