@@ -1,7 +1,15 @@
-"""Tests of lmlib.generate (chapter 05): filters keep exactly the right tokens, sampling
-is seeded and follows the distribution (temperature, then top-k, then top-p), a tiny
-temperature does not overflow, and a state-carrying generate loop equals re-reading the
-prefix with a full-sequence model."""
+"""Tests of lmlib.generate.
+
+Chapter 05: filters keep exactly the right tokens, sampling is seeded and follows the
+distribution (temperature, then top-k, then top-p), a tiny temperature does not
+overflow, and a state-carrying generate loop equals re-reading the prefix with a
+full-sequence model.
+
+Chapter 06: take_rows reorders nests of NumPy arrays and TensorFlow tensors; batched
+greedy decoding stops at the end token and at max_len; beam search of width 1 equals
+greedy decoding, a beam wider than all hypotheses equals exhaustive search, its
+log-probabilities equal a re-run of the step function, beam 2 beats greedy on a
+hand-built model, and length_alpha decides between a short and a long hypothesis."""
 
 import os
 import warnings
@@ -329,3 +337,304 @@ def test_temperature_is_applied_before_top_p():
         0,
         1,
     }
+
+
+# Chapter 06: batched greedy decoding and beam search over a step function
+# (imported here, not with chapter 05's names above, while chapter 06 is written)
+
+from typing import NamedTuple
+
+from lmlib.generate import (
+    beam_search,
+    greedy_decode,
+    normalised_score,
+    take_rows,
+    top_candidates,
+)
+
+END, START = 0, 1
+
+
+def random_model(seed: int = 0, vocab_size: int = 6, hidden_size: int = 5):
+    """A batched step function over seeded random tables: the logits depend on the token
+    fed, a hidden state and the tokens fed so far (repeats are penalised), both carried
+    in the state, so a hypothesis given another's rows of the state gets other
+    logits."""
+    rng = np.random.default_rng(seed)
+    embed = rng.normal(size=(vocab_size, hidden_size))
+    recur = rng.normal(size=(hidden_size, hidden_size)) / np.sqrt(hidden_size)
+    out = rng.normal(size=(hidden_size, vocab_size)) * 2
+
+    def step_fn(token_ids, state):
+        hidden, history = state
+        assert hidden.shape[0] == history["fed"].shape[0] == len(token_ids)
+        hidden = np.tanh(hidden @ recur + embed[token_ids])
+        fed = np.concatenate([history["fed"], token_ids[:, None]], axis=1)
+        counts = np.stack([np.bincount(row, minlength=vocab_size) for row in fed])
+        return hidden @ out - 0.5 * counts, (hidden, {"fed": fed})
+
+    return step_fn
+
+
+def random_states(batch: int, hidden_size: int = 5, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(size=(batch, hidden_size))
+    return hidden, {"fed": np.zeros((batch, 0), np.int64)}
+
+
+def rescored(step_fn, state, ids, end_id=None) -> float:
+    """The log-probability of ``ids`` (then ``end_id`` if given) after START, feeding
+    one token at a time: an independent re-run of the step function."""
+    total, token = 0.0, START
+    for next_token in list(ids) + ([] if end_id is None else [end_id]):
+        logits, state = step_fn(np.array([token]), state)
+        total += log_softmax(logits[0])[next_token]
+        token = next_token
+    return total
+
+
+def table_model(vocab_size: int, rows: dict[int, dict[int, float]]):
+    """A step function whose next-token distribution depends only on the token fed:
+    ``rows[token]`` gives some next tokens' probabilities, the rest of the mass is
+    spread evenly over the other tokens. Also returns the list of batch sizes it was
+    fed."""
+    probs = np.empty((vocab_size, vocab_size))
+    for token in range(vocab_size):
+        given = rows.get(token, {})
+        probs[token] = (1 - sum(given.values())) / (vocab_size - len(given))
+        for next_token, p in given.items():
+            probs[token, next_token] = p
+    assert (probs > 0).all() and np.allclose(probs.sum(axis=1), 1)
+    calls = []
+
+    def step_fn(token_ids, steps):
+        assert steps.shape == token_ids.shape  # one row of state per hypothesis
+        calls.append(len(token_ids))
+        return np.log(probs[token_ids]), steps + 1
+
+    return step_fn, calls
+
+
+def test_take_rows_reorders_every_array_of_a_nest():
+    class Pair(NamedTuple):
+        left: np.ndarray
+        right: np.ndarray
+
+    a = np.arange(6).reshape(3, 2)
+    b = np.array([10.0, 11.0, 12.0])
+    c = np.arange(18).reshape(3, 3, 2)
+    state = (a, {"b": b, "rest": [c, None]}, Pair(b, a))
+    out = take_rows(state, [2, 0, 0, 1])
+    assert isinstance(out, tuple) and isinstance(out[1]["rest"], list)
+    assert np.array_equal(out[0], a[[2, 0, 0, 1]])
+    assert np.array_equal(out[1]["b"], [12.0, 10.0, 10.0, 11.0])
+    assert np.array_equal(out[1]["rest"][0], c[[2, 0, 0, 1]])
+    assert out[1]["rest"][1] is None
+    assert isinstance(out[2], Pair) and np.array_equal(out[2].right, a[[2, 0, 0, 1]])
+    assert take_rows(a, np.array([1]))[0].tolist() == [2, 3]
+    seen = []
+    take_rows(state, [0], take_fn=lambda x, i: seen.append(x.shape) or x[i])
+    assert seen == [(3, 2), (3,), (3, 3, 2), (3,), (3, 2)]
+
+
+def test_take_rows_keeps_tensorflow_tensors_as_tensors():
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf = pytest.importorskip("tensorflow")
+    hidden = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    mask = np.array([[True, False], [True, True], [False, False]])
+    out = take_rows((tf.constant(hidden), {"mask": tf.constant(mask)}), [1, 1, 2])
+    assert isinstance(out[0], tf.Tensor) and isinstance(out[1]["mask"], tf.Tensor)
+    assert np.array_equal(out[0].numpy(), hidden[[1, 1, 2]])
+    assert np.array_equal(out[1]["mask"].numpy(), mask[[1, 1, 2]])
+
+
+def test_top_candidates_equals_a_full_sort_with_ties():
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        totals = rng.integers(-3, 1, size=(3, 5)).astype(float)  # many ties
+        totals[rng.random(totals.shape) < 0.2] = -np.inf
+        ranked = sorted(
+            (-value, row, token)
+            for (row, token), value in np.ndenumerate(totals)
+            if value > -np.inf
+        )
+        for n in [1, 2, 4, 7, 15, 40]:
+            expected = [(row, token, -neg) for neg, row, token in ranked[:n]]
+            assert top_candidates(totals, n) == expected
+
+
+def countdown_step(token_ids, countdown):
+    """Emits token 10 + c while the countdown c in the state is positive, then END;
+    tokens 10 + c and 11 + c tie, so the lower id must win."""
+    logits = np.zeros((len(token_ids), 20))
+    for row, count in enumerate(countdown):
+        logits[row, [10 + count, 11 + count] if count > 0 else END] = 1.0
+    return logits, countdown - 1
+
+
+def test_greedy_decode_stops_at_end_and_at_max_len():
+    calls = []
+
+    def step_fn(token_ids, countdown):
+        calls.append(token_ids.tolist())
+        return countdown_step(token_ids, countdown)
+
+    countdowns = np.array([2, 0, 4])
+    out = greedy_decode(step_fn, countdowns, [START] * 3, END, max_len=10)
+    assert out == [[12, 11], [], [14, 13, 12, 11]]
+    assert len(calls) == 5  # the longest needs 4 tokens and END, then it stops
+    assert calls[:2] == [[START] * 3, [12, END, 14]]  # argmax tokens are fed back
+    calls.clear()
+    assert greedy_decode(step_fn, countdowns, [START] * 3, END, max_len=3) == [
+        [12, 11],
+        [],
+        [14, 13, 12],
+    ]
+    assert len(calls) == 3
+    for i, expected in enumerate(out):
+        beam = beam_search(countdown_step, countdowns[[i]], START, END, beam_width=1)
+        assert [h.ids for h in beam] == [expected]  # ties break the same way
+
+
+def test_beam_width_1_equals_greedy_decode():
+    step_fn, batch, max_len = random_model(), 8, 6
+    states = random_states(batch)
+    greedy_ids = greedy_decode(step_fn, states, [START] * batch, END, max_len)
+    # both ways out of the loop are exercised: END emitted, and max_len reached
+    assert {len(ids) == max_len for ids in greedy_ids} == {True, False}
+    for alpha in [0.0, 0.6, 1.0, 2.0]:
+        for i in range(batch):
+            state = take_rows(states, [i])
+            beam = beam_search(step_fn, state, START, END, 1, max_len, alpha)
+            assert len(beam) == 1 and beam[0].ids == greedy_ids[i]
+
+
+def test_beam_search_logprobs_equal_a_re_run_of_the_step_function():
+    step_fn, max_len = random_model(seed=2, vocab_size=8), 7
+    for i in range(3):
+        state = take_rows(random_states(3, seed=3), [i])
+        beam = beam_search(step_fn, state, START, END, 4, max_len, length_alpha=0.7)
+        assert len(beam) >= 1
+        assert [h.score for h in beam] == sorted((h.score for h in beam), reverse=True)
+        for h in beam:
+            done = len(h.ids) < max_len  # finished (END not in ids) or truncated
+            assert END not in h.ids
+            assert h.logprob == pytest.approx(
+                rescored(step_fn, state, h.ids, END if done else None), abs=1e-9
+            )
+            length = len(h.ids) + done
+            assert h.score == pytest.approx(h.logprob / length**0.7)
+
+
+def test_a_beam_wider_than_all_hypotheses_is_exhaustive_search():
+    """With 4 tokens and 3 steps there are 1 + 3 + 9 sequences that end with END: a
+    beam of 64 never drops one, so it must return all of them, scored exactly."""
+    step_fn, max_len = random_model(seed=5, vocab_size=4), 3
+    state = random_states(1, seed=6)
+    every = (
+        [()]
+        + [(a,) for a in (1, 2, 3)]
+        + [(a, b) for a in (1, 2, 3) for b in (1, 2, 3)]
+    )
+    for alpha in [0.0, 1.0]:
+        beam = beam_search(step_fn, state, START, END, 64, max_len, alpha)
+        expected = sorted(
+            (
+                normalised_score(
+                    rescored(step_fn, state, ids, END), len(ids) + 1, alpha
+                ),
+                ids,
+            )
+            for ids in every
+        )[::-1]
+        assert [tuple(h.ids) for h in beam] == [ids for _, ids in expected]
+        assert np.allclose([h.score for h in beam], [score for score, _ in expected])
+
+
+def test_beam_2_finds_a_sequence_greedy_misses():
+    """From START, A has p = 0.6 and B p = 0.39; after A no token has p above 0.35
+    (END 0.35, the rest spread), after B END has p = 0.9. Greedy takes A then END,
+    p = 0.21; B then END has p = 0.351."""
+    a, b = 2, 3
+    step_fn, calls = table_model(
+        16, {START: {a: 0.6, b: 0.39}, a: {END: 0.35}, b: {END: 0.9}}
+    )
+    zero = np.zeros(1, np.int64)
+    assert greedy_decode(step_fn, zero, [START], END, max_len=5) == [[a]]
+    greedy_logprob = np.log(0.6) + np.log(0.35)
+    calls.clear()
+    best = beam_search(step_fn, zero, START, END, beam_width=2, max_len=5)
+    assert [h.ids for h in best] == [[b], [a]]
+    assert calls == [1, 2]  # both hypotheses finished at step 2: the search stops
+    assert best[0].logprob == pytest.approx(np.log(0.39) + np.log(0.9))
+    assert best[1].logprob == pytest.approx(greedy_logprob)
+    assert best[0].logprob > greedy_logprob + 0.5
+    assert beam_search(step_fn, zero, START, END, beam_width=1)[0].ids == [a]
+
+
+def test_length_alpha_decides_between_a_short_and_a_long_hypothesis():
+    """END at once has p = 0.4; A, C, END has p = 0.55 * 0.7 * 0.8 = 0.308, a lower
+    total but a higher per-token log-probability."""
+    a, c = 2, 3
+    step_fn, _ = table_model(
+        8, {START: {END: 0.4, a: 0.55}, a: {c: 0.7}, c: {END: 0.8}}
+    )
+    zero = np.zeros(1, np.int64)
+    raw = beam_search(step_fn, zero, START, END, beam_width=2, length_alpha=0.0)
+    assert [h.ids for h in raw] == [[], [a, c]]
+    assert [h.score for h in raw] == pytest.approx([np.log(0.4), np.log(0.308)])
+    for alpha in [0.5, 1.0]:
+        normalised = beam_search(step_fn, zero, START, END, 2, length_alpha=alpha)
+        assert [h.ids for h in normalised] == [[a, c], []]
+        assert normalised[0].score == pytest.approx(np.log(0.308) / 3**alpha)
+
+
+def test_beam_search_on_a_keras_model_with_a_tensorflow_state(tiny_gru):
+    """The decoder state stays a TensorFlow tensor (reordered by keras.ops.take) and
+    gives the same hypotheses as the same state converted to NumPy at every step."""
+    import tensorflow as tf
+
+    _, step, units = tiny_gru
+    state_is_tensor = []
+
+    def tf_step(token_ids, state):
+        state_is_tensor.append(isinstance(state, tf.Tensor))
+        tokens = tf.constant(token_ids[:, None], tf.int32)  # Keras won't mix kinds
+        logits, new_state = step([tokens, state])
+        return np.asarray(logits)[:, 0], new_state
+
+    def numpy_step(token_ids, state):
+        logits, new_state = tf_step(token_ids, tf.constant(state))
+        return logits, np.asarray(new_state)
+
+    zero = np.zeros((1, units), np.float32)
+    on_tf = beam_search(tf_step, tf.constant(zero), START, END, 3, max_len=6)
+    assert len(state_is_tensor) > 1 and all(state_is_tensor)  # never NumPy on the way
+    on_numpy = beam_search(numpy_step, zero, START, END, 3, max_len=6)
+    assert [h.ids for h in on_tf] == [h.ids for h in on_numpy]
+    assert np.allclose([h.logprob for h in on_tf], [h.logprob for h in on_numpy])
+    greedy_ids = greedy_decode(numpy_step, zero, [START], END, max_len=6)
+    assert (
+        beam_search(tf_step, tf.constant(zero), START, END, 1, 6)[0].ids
+        == greedy_ids[0]
+    )
+
+
+def test_decoders_refuse_bad_arguments():
+    step_fn, zero = random_model(), random_states(1)
+    with pytest.raises(ValueError, match="beam_width"):
+        beam_search(step_fn, zero, START, END, beam_width=0)
+    with pytest.raises(ValueError, match="max_len"):
+        beam_search(step_fn, zero, START, END, max_len=0)
+    with pytest.raises(ValueError, match="max_len"):
+        greedy_decode(step_fn, zero, [START], END, max_len=0)
+    with pytest.raises(ValueError, match="start_ids"):
+        greedy_decode(step_fn, zero, [[START]], END)
+
+    def unbatched_step(token_ids, state):  # (k, 1, V), as a Keras model returns them
+        logits, state = step_fn(token_ids, state)
+        return logits[:, None], state
+
+    with pytest.raises(ValueError, match="logits of shape"):
+        beam_search(unbatched_step, zero, START, END)

@@ -20,6 +20,7 @@ import ast
 import difflib
 import re
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +50,18 @@ class Module:
     def render(self) -> str:
         sources = ", ".join(f"chapters/{c}" for c in self.chapters)
         labels = "; ".join(dict.fromkeys(p[1] for p in self.parts))
+        source = textwrap.wrap(
+            f"Source: the `# lmlib: {self.name}` cells of {sources}.",
+            width=86,
+            break_on_hyphens=False,
+        )
+        docstring = textwrap.wrap(f'"""Exported from {labels}."""', width=88)
         head = [
             BANNER,
-            f"# Source: the `# lmlib: {self.name}` cells of {sources}.",
+            *(f"# {line}" for line in source),
             "# Edit those cells, then run `make export`",
             "# (or python tools/export_lmlib.py) and commit lmlib/.",
-            f'"""Exported from {labels}."""',
+            *docstring,
         ]
         body = "\n\n\n".join(code.strip("\n") for _, _, code in self.parts)
         return "\n".join(head) + "\n\n" + body + "\n"
