@@ -1508,7 +1508,7 @@ glue("bleu_signature", bleu_signature, display=False)
 # attention ({glue:text}`bleu_none:.1f`); the Luong model reaches {glue:text}`bleu_luong:.1f` and Bahdanau's
 # {glue:text}`bleu_bahdanau:.1f`. chrF orders the models the same way or nearly so (no attention
 # {glue:text}`chrf_none:.1f`, Bahdanau {glue:text}`chrf_bahdanau:.1f`, Luong {glue:text}`chrf_luong:.1f`).
-# The BLEU signature is `{glue:text}`bleu_signature``.
+# The BLEU signature is {glue:text}`bleu_signature`.
 #
 # Beam search with width {glue:text}`beam_width_g` against greedy decoding on the beam set: no attention
 # {glue:text}`greedy_sub_none:.1f` → {glue:text}`beam_none:.1f`, Bahdanau {glue:text}`greedy_sub_bahdanau:.1f`
