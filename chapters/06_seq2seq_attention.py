@@ -74,12 +74,12 @@ cfg = setup_chapter(
         units=128,
         batch_size=128,
         learning_rate=1e-2,
-        train_steps=340,
-        eval_every=170,
+        train_steps=280,
+        eval_every=140,
         buckets=(5, 7, 9, 11, 14),
         length_edges=(4, 7, 10),
         beam_width=4,
-        beam_sentences=60,
+        beam_sentences=120,
     ),
     full=dict(
         dataset="multi30k",
@@ -1326,10 +1326,15 @@ def beam_search(
 def decoder_step_fn(model: Seq2Seq):
     """A batched step function for :func:`lmlib.generate.greedy_decode` and
     :func:`lmlib.generate.beam_search`: its state is ``(decoder_state, memory)``, so
-    that beam search reorders the encoder outputs together with the hypotheses."""
+    that beam search reorders the encoder outputs together with the hypotheses. The
+    step is traced once, for any number of hypotheses and source length."""
     if not model.built:  # decoding before any teacher-forced pass: create the weights
         model((np.full((1, 1), EOS_ID), np.full((1, 1), BOS_ID)))
-    step = tf.function(model.decode_step, reduce_retracing=True)
+    units = model.settings["units"]
+    matrix, sequence = tf.TensorSpec([None, units]), tf.TensorSpec([None, None, units])
+    memory_spec = (sequence, sequence, tf.TensorSpec([None, None], tf.bool), matrix)
+    signature = [tf.TensorSpec([None], tf.int32), matrix, memory_spec]
+    step = tf.function(model.decode_step, input_signature=signature)
 
     def step_fn(token_ids: np.ndarray, state):
         hidden, memory = state
@@ -1337,6 +1342,14 @@ def decoder_step_fn(model: Seq2Seq):
         return logits.numpy(), (hidden, memory)
 
     return step_fn
+
+
+def sentence_memory(memory, state, row: int, length: int):
+    """Sentence ``row`` of a batch's encoder ``memory`` and ``state``, cut to its
+    ``length`` source positions (its padding dropped): beam search's start."""
+    values, keys, mask, last = memory
+    cut = tuple(m[row : row + 1, :length] for m in (values, keys, mask))
+    return state[row : row + 1], (*cut, last[row : row + 1])
 
 
 def translate_ids(
@@ -1348,25 +1361,28 @@ def translate_ids(
     batch_size: int = 256,
 ) -> list[list[int]]:
     """Target ids (without ``<bos>``/``<eos>``) for source id lists (each ending in
-    ``<eos>``): batched greedy decoding for ``beam_width=1``, else beam search one
-    sentence at a time."""
+    ``<eos>``), encoded ``batch_size`` at a time: batched greedy decoding for
+    ``beam_width=1``, else beam search one sentence at a time."""
     step_fn, outputs = decoder_step_fn(model), []
-    chunk = batch_size if beam_width == 1 else 1
-    for start in range(0, len(sources), chunk):
-        source = pad_batch(sources[start : start + chunk])
-        memory, state = model.encode(tf.constant(source))
+    encode = tf.function(model.encode, reduce_retracing=True)
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start : start + batch_size]
+        memory, state = encode(tf.constant(pad_batch(chunk)))
         if beam_width == 1:
-            starts = np.full(len(source), BOS_ID)
+            starts = np.full(len(chunk), BOS_ID)
             outputs += greedy_decode(step_fn, (state, memory), starts, EOS_ID, max_len)
-        else:
+            continue
+        for row, ids in enumerate(chunk):
+            start_state = sentence_memory(memory, state, row, len(ids))
             best = beam_search(
                 step_fn,
-                (state, memory),
+                start_state,
                 BOS_ID,
                 EOS_ID,
                 beam_width,
                 max_len,
                 length_alpha,
+                take_fn=tf.gather,
             )[0]
             outputs.append(best.ids)
     return outputs
@@ -1508,7 +1524,10 @@ glue("bleu_signature", bleu_signature, display=False)
 # attention ({glue:text}`bleu_none:.1f`); the Luong model reaches {glue:text}`bleu_luong:.1f` and Bahdanau's
 # {glue:text}`bleu_bahdanau:.1f`. chrF orders the models the same way or nearly so (no attention
 # {glue:text}`chrf_none:.1f`, Bahdanau {glue:text}`chrf_bahdanau:.1f`, Luong {glue:text}`chrf_luong:.1f`).
-# The BLEU signature is {glue:text}`bleu_signature`.
+# The BLEU signature is {glue:text}`bleu_signature`. The validation losses at the end of training, in nats
+# per target token, are {glue:text}`valid_none:.3f` without attention, {glue:text}`valid_bahdanau:.3f` for
+# Bahdanau's model and {glue:text}`valid_luong:.3f` for Luong's: the loss measures what a model has learnt,
+# BLEU what its decoder makes of it.
 #
 # Beam search with width {glue:text}`beam_width_g` against greedy decoding on the beam set: no attention
 # {glue:text}`greedy_sub_none:.1f` → {glue:text}`beam_none:.1f`, Bahdanau {glue:text}`greedy_sub_bahdanau:.1f`

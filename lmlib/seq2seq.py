@@ -436,13 +436,18 @@ def time_train_step(
 def decoder_step_fn(model: Seq2Seq):
     """A batched step function for :func:`lmlib.generate.greedy_decode` and
     :func:`lmlib.generate.beam_search`: its state is ``(decoder_state, memory)``, so
-    that beam search reorders the encoder outputs together with the hypotheses.
+    that beam search reorders the encoder outputs together with the hypotheses. The
+    step is traced once, for any number of hypotheses and source length.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
     if not model.built:  # decoding before any teacher-forced pass: create the weights
         model((np.full((1, 1), EOS_ID), np.full((1, 1), BOS_ID)))
-    step = tf.function(model.decode_step, reduce_retracing=True)
+    units = model.settings["units"]
+    matrix, sequence = tf.TensorSpec([None, units]), tf.TensorSpec([None, None, units])
+    memory_spec = (sequence, sequence, tf.TensorSpec([None, None], tf.bool), matrix)
+    signature = [tf.TensorSpec([None], tf.int32), matrix, memory_spec]
+    step = tf.function(model.decode_step, input_signature=signature)
 
     def step_fn(token_ids: np.ndarray, state):
         hidden, memory = state
@@ -450,6 +455,17 @@ def decoder_step_fn(model: Seq2Seq):
         return logits.numpy(), (hidden, memory)
 
     return step_fn
+
+
+def sentence_memory(memory, state, row: int, length: int):
+    """Sentence ``row`` of a batch's encoder ``memory`` and ``state``, cut to its
+    ``length`` source positions (its padding dropped): beam search's start.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    values, keys, mask, last = memory
+    cut = tuple(m[row : row + 1, :length] for m in (values, keys, mask))
+    return state[row : row + 1], (*cut, last[row : row + 1])
 
 
 def translate_ids(
@@ -461,28 +477,31 @@ def translate_ids(
     batch_size: int = 256,
 ) -> list[list[int]]:
     """Target ids (without ``<bos>``/``<eos>``) for source id lists (each ending in
-    ``<eos>``): batched greedy decoding for ``beam_width=1``, else beam search one
-    sentence at a time.
+    ``<eos>``), encoded ``batch_size`` at a time: batched greedy decoding for
+    ``beam_width=1``, else beam search one sentence at a time.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
     step_fn, outputs = decoder_step_fn(model), []
-    chunk = batch_size if beam_width == 1 else 1
-    for start in range(0, len(sources), chunk):
-        source = pad_batch(sources[start : start + chunk])
-        memory, state = model.encode(tf.constant(source))
+    encode = tf.function(model.encode, reduce_retracing=True)
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start : start + batch_size]
+        memory, state = encode(tf.constant(pad_batch(chunk)))
         if beam_width == 1:
-            starts = np.full(len(source), BOS_ID)
+            starts = np.full(len(chunk), BOS_ID)
             outputs += greedy_decode(step_fn, (state, memory), starts, EOS_ID, max_len)
-        else:
+            continue
+        for row, ids in enumerate(chunk):
+            start_state = sentence_memory(memory, state, row, len(ids))
             best = beam_search(
                 step_fn,
-                (state, memory),
+                start_state,
                 BOS_ID,
                 EOS_ID,
                 beam_width,
                 max_len,
                 length_alpha,
+                take_fn=tf.gather,
             )[0]
             outputs.append(best.ids)
     return outputs
