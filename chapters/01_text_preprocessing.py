@@ -821,6 +821,20 @@ class Vocab:
         self.itos: list[str] = list(SPECIAL_TOKENS) + kept[:max_size]
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
 
+    @classmethod
+    def from_itos(cls, itos: Iterable[str]) -> "Vocab":
+        """The vocabulary whose ids are the positions in ``itos`` (a saved ``.itos``);
+        it must start with the special tokens and hold no token twice."""
+        itos = list(itos)
+        starts_right = tuple(itos[: len(SPECIAL_TOKENS)]) == SPECIAL_TOKENS
+        if not starts_right or len(set(itos)) < len(itos):
+            raise ValueError(
+                f"itos must start with {SPECIAL_TOKENS} and hold no token twice"
+            )
+        vocab = cls({})
+        vocab.itos, vocab.stoi = itos, {t: i for i, t in enumerate(itos)}
+        return vocab
+
     def __len__(self) -> int:
         """Number of entries, specials included."""
         return len(self.itos)

@@ -1120,6 +1120,26 @@ def corpus_bleu(
         sys_len += len(hypothesis)
         ref_len += closest_ref_length(len(hypothesis), [len(r) for r in refs])
     return bleu_from_counts(matches, totals, sys_len, ref_len)
+
+
+# %% [markdown]
+# sacreBLEU takes references as *streams*: stream $k$ holds the $k$-th reference of every sentence. Where a
+# sentence has fewer references, the stream holds `None`, which sacreBLEU skips (an empty string would count
+# as an empty reference).
+
+# %%
+# lmlib: metrics
+def reference_streams(
+    references: Sequence[Sequence[Sequence[str]]],
+) -> list[list[str | None]]:
+    """sacreBLEU's layout of tokenised ``references`` (one list per hypothesis): stream
+    k holds every hypothesis's k-th reference joined by spaces, or ``None`` where it has
+    fewer than k + 1 references."""
+    depth = max(len(refs) for refs in references)
+    return [
+        [" ".join(refs[k]) if k < len(refs) else None for refs in references]
+        for k in range(depth)
+    ]
 # %% [markdown]
 # The decoders: `lmlib.generate` (chapter 05) gains a batched greedy decoder and beam search, both driven by a
 # step function `step_fn(token_ids (k,), state) -> (logits (k, V), state)`, the batched form of chapter 05's
@@ -1389,24 +1409,15 @@ def translate_ids(
 # %% [markdown]
 # We translate the test sources greedily with each model and score them with our BLEU and with sacreBLEU
 # {cite:p}`post2018` on the same tokens (`tokenize="none"`, no smoothing); the two must agree to $10^{-6}$.
-# sacreBLEU wants a list of reference *streams*, padded with `None` where a source has fewer references.
+# sacreBLEU wants a list of reference *streams* (`reference_streams` above).
 
 # %%
-def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
-    """sacreBLEU's layout: stream k holds every sentence's k-th reference (or None)."""
-    depth = max(map(len, references))
-    return [
-        [refs[k] if k < len(refs) else None for refs in references]
-        for k in range(depth)
-    ]
-
-
 test_sources = list(split_refs["test"])
 test_ids = [src_vocab.encode(translation_tokens(s)) + [EOS_ID] for s in test_sources]
 test_refs = [
     [translation_tokens(t) for t in split_refs["test"][s]] for s in test_sources
 ]
-ref_streams = reference_streams([[" ".join(r) for r in refs] for refs in test_refs])
+ref_streams = reference_streams(test_refs)
 max_out = cfg.max_len + 10
 outputs, decode_seconds = {}, {}
 for name, model in models.items():
@@ -1719,15 +1730,6 @@ def save_translator(
     return folder
 
 
-def vocab_from_itos(itos: Sequence[str]) -> Vocab:
-    """The :class:`lmlib.text.Vocab` whose id order is ``itos`` (specials first)."""
-    regular = [t for t in itos if t not in itos[:4]]
-    vocab = Vocab({token: len(regular) - i for i, token in enumerate(regular)})
-    if vocab.itos != list(itos):
-        raise ValueError("itos does not start with Vocab's special tokens")
-    return vocab
-
-
 def load_translator(folder: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
     """The (model, src_vocab, tgt_vocab) saved by :func:`save_translator`."""
     folder = Path(folder)
@@ -1735,7 +1737,7 @@ def load_translator(folder: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
     model = Seq2Seq(**meta["settings"])
     model((np.full((1, 2), EOS_ID), np.full((1, 2), BOS_ID)))  # create the weights
     model.load_weights(folder / "model.weights.h5")
-    return model, vocab_from_itos(meta["src_itos"]), vocab_from_itos(meta["tgt_itos"])
+    return model, Vocab.from_itos(meta["src_itos"]), Vocab.from_itos(meta["tgt_itos"])
 # %%
 with tempfile.TemporaryDirectory() as folder:
     save_translator(folder, models[best], src_vocab, tgt_vocab)

@@ -173,3 +173,19 @@ def corpus_bleu(
         sys_len += len(hypothesis)
         ref_len += closest_ref_length(len(hypothesis), [len(r) for r in refs])
     return bleu_from_counts(matches, totals, sys_len, ref_len)
+
+
+def reference_streams(
+    references: Sequence[Sequence[Sequence[str]]],
+) -> list[list[str | None]]:
+    """sacreBLEU's layout of tokenised ``references`` (one list per hypothesis): stream
+    k holds every hypothesis's k-th reference joined by spaces, or ``None`` where it has
+    fewer than k + 1 references.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    depth = max(len(refs) for refs in references)
+    return [
+        [" ".join(refs[k]) if k < len(refs) else None for refs in references]
+        for k in range(depth)
+    ]

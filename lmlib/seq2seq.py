@@ -567,18 +567,6 @@ def save_translator(
     return folder
 
 
-def vocab_from_itos(itos: Sequence[str]) -> Vocab:
-    """The :class:`lmlib.text.Vocab` whose id order is ``itos`` (specials first).
-
-    Defined in chapter 06 (Sequence to sequence with attention).
-    """
-    regular = [t for t in itos if t not in itos[:4]]
-    vocab = Vocab({token: len(regular) - i for i, token in enumerate(regular)})
-    if vocab.itos != list(itos):
-        raise ValueError("itos does not start with Vocab's special tokens")
-    return vocab
-
-
 def load_translator(folder: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
     """The (model, src_vocab, tgt_vocab) saved by :func:`save_translator`.
 
@@ -589,4 +577,4 @@ def load_translator(folder: str | Path) -> tuple[Seq2Seq, Vocab, Vocab]:
     model = Seq2Seq(**meta["settings"])
     model((np.full((1, 2), EOS_ID), np.full((1, 2), BOS_ID)))  # create the weights
     model.load_weights(folder / "model.weights.h5")
-    return model, vocab_from_itos(meta["src_itos"]), vocab_from_itos(meta["tgt_itos"])
+    return model, Vocab.from_itos(meta["src_itos"]), Vocab.from_itos(meta["tgt_itos"])

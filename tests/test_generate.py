@@ -13,17 +13,23 @@ hand-built model, and length_alpha decides between a short and a long hypothesis
 
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
 from lmlib.generate import (
+    beam_search,
     distinct_n,
     generate,
     greedy,
+    greedy_decode,
     log_softmax,
+    normalised_score,
     repetition_rate,
     sample_logits,
+    take_rows,
+    top_candidates,
     top_k_filter,
     top_p_filter,
 )
@@ -340,17 +346,6 @@ def test_temperature_is_applied_before_top_p():
 
 
 # Chapter 06: batched greedy decoding and beam search over a step function
-# (imported here, not with chapter 05's names above, while chapter 06 is written)
-
-from typing import NamedTuple
-
-from lmlib.generate import (
-    beam_search,
-    greedy_decode,
-    normalised_score,
-    take_rows,
-    top_candidates,
-)
 
 END, START = 0, 1
 

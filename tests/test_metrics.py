@@ -10,8 +10,9 @@ whereas ``""`` is kept as an empty reference (length 0, which can win the closes
 rule and lower the brevity penalty's reference length). sacreBLEU does not check
 lengths: streams or hypotheses of different lengths are silently truncated to the
 shortest (``zip``), and a segment whose references are all ``None`` gives a reference
-length of -1 (empty hypothesis) or a ``TypeError``. :func:`sacrebleu_references` below
-does the padding; :func:`lmlib.metrics.corpus_bleu` raises on the mistakes instead.
+length of -1 (empty hypothesis) or a ``TypeError``.
+:func:`lmlib.metrics.reference_streams` does the padding;
+:func:`lmlib.metrics.corpus_bleu` raises on the mistakes instead.
 """
 
 import math
@@ -29,18 +30,8 @@ from lmlib.metrics import (
     closest_ref_length,
     corpus_bleu,
     ngram_counts,
+    reference_streams,
 )
-
-
-def sacrebleu_references(references: list[list[list[str]]]) -> list[list[str | None]]:
-    """Per-hypothesis lists of tokenised references -> sacreBLEU's reference streams:
-    stream k holds each segment's k-th reference joined by spaces, or ``None`` (which
-    sacreBLEU ignores) where the segment has fewer than k + 1 references."""
-    num_streams = max(len(refs) for refs in references)
-    return [
-        [" ".join(refs[k]) if k < len(refs) else None for refs in references]
-        for k in range(num_streams)
-    ]
 
 
 def sacrebleu_score(hypotheses, references, max_n=4, smooth_method="none"):
@@ -49,7 +40,7 @@ def sacrebleu_score(hypotheses, references, max_n=4, smooth_method="none"):
         tokenize="none", smooth_method=smooth_method, force=True, max_ngram_order=max_n
     )
     return bleu.corpus_score(
-        [" ".join(h) for h in hypotheses], sacrebleu_references(references)
+        [" ".join(h) for h in hypotheses], reference_streams(references)
     )
 
 

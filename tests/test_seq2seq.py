@@ -25,7 +25,6 @@ from lmlib.seq2seq import (  # noqa: E402
     translate,
     translate_ids,
     translation_dataset,
-    vocab_from_itos,
 )
 from lmlib.text import PAD_ID, Vocab, translation_tokens  # noqa: E402
 
@@ -141,7 +140,7 @@ def test_saved_translator_reloads_to_the_same_translations(tmp_path):
     keras.utils.set_random_seed(2)
     src_vocab = Vocab([["hola", "mundo", "."], ["adiós", "."]])
     tgt_vocab = Vocab([["hello", "world", "."], ["bye", "."]])
-    assert vocab_from_itos(src_vocab.itos).itos == src_vocab.itos
+    assert Vocab.from_itos(src_vocab.itos).itos == src_vocab.itos
     model = Seq2Seq(len(src_vocab), len(tgt_vocab), 4, 5, "bahdanau")
     texts = ["Hola mundo.", "Adiós."]
     before = translate(model, src_vocab, tgt_vocab, texts, max_len=6)

@@ -223,3 +223,14 @@ def test_bpe_incremental_counts_match_naive_recount():
         }
     )
     assert BPE.learn(counts, num_merges=40).merges == _naive_bpe(counts, 40)
+
+
+def test_vocab_from_itos_round_trips_and_refuses_bad_lists():
+    vocab = Vocab(["b", "a", "b", "c"])
+    rebuilt = Vocab.from_itos(vocab.itos)
+    assert rebuilt.itos == vocab.itos and rebuilt.stoi == vocab.stoi
+    assert rebuilt.encode(["c", "zzz"]) == vocab.encode(["c", "zzz"])
+    with pytest.raises(ValueError, match="start with"):
+        Vocab.from_itos(["a", "<pad>", "<unk>", "<bos>", "<eos>"])
+    with pytest.raises(ValueError, match="twice"):
+        Vocab.from_itos([*vocab.itos, "a"])
