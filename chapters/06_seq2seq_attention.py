@@ -287,13 +287,8 @@ glue("n_pairs_read", n_pairs_read, display=False)
 glue("n_sources_kept", len(kept_refs), display=False)
 glue("n_train_pairs", int(split_table.loc["train", "pairs"]), display=False)
 glue("n_test_sources", len(split_refs["test"]), display=False)
-glue(
-    "test_multi_ref",
-    split_table.loc["test", "sources with 2+ references"]
-    / len(split_refs["test"])
-    * 100,
-    display=False,
-)
+multi_ref = float(split_table.loc["test", "sources with 2+ references"])
+glue("test_multi_ref", multi_ref / len(split_refs["test"]) * 100, display=False)
 
 # %% [markdown]
 # Of the {glue:text}`n_pairs_read:,` pairs read, {glue:text}`n_sources_kept:,` unique sources pass the
@@ -1592,7 +1587,7 @@ ax.legend()
 ax.set_title("BLEU by source length (after Bahdanau et al., Fig. 2)")
 plt.show()
 longest = by_length.iloc[-1]
-long_gain = longest[best] - longest["no attention"]
+long_gain = float(longest[best] - longest["no attention"])
 glue("long_gain", long_gain, display=False)
 glue("long_bucket", buckets[-1][0], display=False)
 glue("long_count", len(buckets[-1][1]), display=False)
