@@ -1525,11 +1525,11 @@ glue("beam_width_g", cfg.beam_width, display=False)
 glue("bleu_signature", bleu_signature, display=False)
 
 # %% [markdown]
-# With the same {glue:text}`train_steps_g` training steps, the {glue:text}`best_attention` model reaches
-# sacreBLEU {glue:text}`bleu_best:.1f`, {glue:text}`attention_gain:.1f` points above the model without
-# attention ({glue:text}`bleu_none:.1f`); the Luong model reaches {glue:text}`bleu_luong:.1f` and Bahdanau's
-# {glue:text}`bleu_bahdanau:.1f`. chrF orders the models the same way or nearly so (no attention
-# {glue:text}`chrf_none:.1f`, Bahdanau {glue:text}`chrf_bahdanau:.1f`, Luong {glue:text}`chrf_luong:.1f`).
+# With the same {glue:text}`train_steps_g` training steps, Bahdanau's model reaches sacreBLEU
+# {glue:text}`bleu_bahdanau:.1f`, Luong's {glue:text}`bleu_luong:.1f` and the model without attention
+# {glue:text}`bleu_none:.1f`: the better attention model, {glue:text}`best_attention`, is
+# {glue:text}`attention_gain:.1f` points above no attention. chrF gives no attention
+# {glue:text}`chrf_none:.1f`, Bahdanau {glue:text}`chrf_bahdanau:.1f` and Luong {glue:text}`chrf_luong:.1f`.
 # The BLEU signature is {glue:text}`bleu_signature`. The validation losses at the end of training, in nats
 # per target token, are {glue:text}`valid_none:.3f` without attention, {glue:text}`valid_bahdanau:.3f` for
 # Bahdanau's model and {glue:text}`valid_luong:.3f` for Luong's: the loss measures what a model has learnt,
@@ -1662,9 +1662,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Where a model translates a word, its weights sit on the source word (or the two that make it up); where
-# word order differs between the languages, the bright cells leave the diagonal. The Luong model attends
-# with the state that has already read $y_{i-1}$, Bahdanau's with the one before.
+# Read the maps against the BLEU table. A model that has learnt to align puts each row's weight on the
+# source words it is translating, near the diagonal where the two word orders agree; a model whose weight
+# stays on one or two positions (`<eos>`, the final punctuation) whatever it writes has not learnt to use
+# attention yet, and its translations lean on the decoder's state alone. The Luong model attends with the
+# state that has already read $y_{i-1}$, Bahdanau's with the one before.
 #
 # ## Translations, good and bad
 #
@@ -1748,7 +1750,9 @@ assert translations == [" ".join(outputs[best][i]) for i in range(len(raw_senten
 #
 # 1. **The dot score.** Train `Seq2Seq(..., attention="dot")` with the same settings. Predict, from
 #    {eq}`eq-s2s-luong-score`, what it loses against *general* (hint: which space are $s_i$ and $h_j$ compared
-#    in?), then measure BLEU and the validation loss.
+#    in?), then measure BLEU and the validation loss. If a Luong model's attention maps stay on a few
+#    positions, measure the entropy of its weights during training, and try dividing the scores by
+#    $\sqrt{n}$ (the Transformer's choice, chapter 07) or a smaller learning rate.
 # 2. **A bidirectional encoder.** Bahdanau et al. read the source in both directions. Replace the encoder by
 #    `keras.layers.Bidirectional` (units halved so the outputs keep their size) and start the decoder from a
 #    projection of the backward state. Which length bucket should gain most?
