@@ -42,7 +42,6 @@ if importlib.util.find_spec("lmlib") is None:
 # models and many more steps. `beam_sentences` test sentences are also decoded with beam search.
 
 # %%
-import collections
 import tempfile
 import time
 from functools import partial
@@ -118,8 +117,31 @@ import tensorflow as tf  # noqa: E402
 # against all of them (multi-reference BLEU, section {ref}`sec-s2s-bleu`). Multi30k comes with official
 # splits, one English reference per German description; we still drop training pairs whose source appears in
 # the validation or test set.
+#
+# The data functions of this chapter go to `lmlib.seq2seq`, because chapter 07 translates exactly the same
+# data; the cell below holds the module's imports.
 
 # %%
+# lmlib: seq2seq
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from lmlib.data import fetch
+from lmlib.generate import beam_search, greedy_decode, take_rows
+from lmlib.text import BOS_ID, EOS_ID, PAD_ID, Vocab, translation_tokens
+
+
+# %%
+# lmlib: seq2seq
 def read_pairs(dataset: str) -> dict[str, list[tuple[str, str]]]:
     """(source, target) sentence pairs by split: Anki Spanish-English as one list
     ("all", to be split by source), Multi30k German-English by its official splits."""
@@ -162,22 +184,6 @@ def translation_tokens(text: str) -> list[str]:
 
 # %%
 # lmlib: seq2seq
-import json
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any
-
-import keras
-import numpy as np
-import tensorflow as tf
-from keras import layers, ops
-
-from lmlib.generate import beam_search, greedy_decode
-from lmlib.text import BOS_ID, EOS_ID, PAD_ID, Vocab, translation_tokens
-# %%
-# lmlib: seq2seq
 def group_references(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Group (source, target) pairs by source sentence: each unique source maps to all
     of its translations, in file order, without repeats."""
@@ -206,6 +212,7 @@ def split_sources(
 # applied to whole sources: a source is kept only when it and all of its translations pass.
 
 # %%
+# lmlib: seq2seq
 def keep_sources(
     references: dict[str, list[str]], max_len: int, closed_vocab: int | None = None
 ) -> dict[str, list[str]]:
@@ -218,7 +225,7 @@ def keep_sources(
     tgt_texts = [t for ts in references.values() for t in ts]
     allowed = {}
     for side, texts in (("src", src_texts), ("tgt", tgt_texts)):
-        counts = collections.Counter(w for text in texts for w in tokens[text])
+        counts = Counter(w for text in texts for w in tokens[text])
         allowed[side] = {w for w, _ in counts.most_common(closed_vocab)}
 
     def fits(text: str, side: str) -> bool:
@@ -237,30 +244,42 @@ def keep_sources(
 # are grouped the same way and any training source that is also held out is dropped.
 
 # %%
+# lmlib: seq2seq
+def split_translations(
+    raw: dict[str, list[tuple[str, str]]],
+    max_len: int,
+    closed_vocab: int | None = None,
+    n_valid: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, list[str]]]:
+    """The train, valid and test parts of :func:`read_pairs`'s pairs, each a dict from
+    unique source to its translations. One list ("all") is filtered by
+    :func:`keep_sources` and split by source (``n_valid``, ``n_test``, ``seed``);
+    official splits are kept, minus training sources that are also held out, and
+    only the training part is filtered (by length)."""
+    if "all" in raw:
+        kept = keep_sources(group_references(raw["all"]), max_len, closed_vocab)
+        parts = split_sources(sorted(kept), n_valid, n_test, seed=seed)
+        return {
+            name: {s: kept[s] for s in part}
+            for name, part in zip(("train", "valid", "test"), parts, strict=True)
+        }
+    refs = {name: group_references(pairs) for name, pairs in raw.items()}
+    held_out = set(refs["valid"]) | set(refs["test"])
+    train = {s: t for s, t in refs["train"].items() if s not in held_out}
+    return dict(
+        train=keep_sources(train, max_len), valid=refs["valid"], test=refs["test"]
+    )
+
+
+# %%
 raw = read_pairs(cfg.dataset)
-if "all" in raw:
-    all_refs = group_references(raw["all"])
-    kept_refs = keep_sources(all_refs, cfg.max_len, cfg.closed_vocab)
-    train_src, valid_src, test_src = split_sources(
-        sorted(kept_refs), cfg.n_valid, cfg.n_test, seed=0
-    )
-    split_refs = {
-        n: {s: kept_refs[s] for s in part}
-        for n, part in zip(
-            ("train", "valid", "test"), (train_src, valid_src, test_src), strict=True
-        )
-    }
-else:
-    all_refs = {n: group_references(p) for n, p in raw.items()}
-    held_out = set(all_refs["valid"]) | set(all_refs["test"])
-    train_refs = {s: t for s, t in all_refs["train"].items() if s not in held_out}
-    split_refs = dict(
-        train=keep_sources(train_refs, cfg.max_len),
-        valid=all_refs["valid"],
-        test=all_refs["test"],
-    )
-    kept_refs = {**split_refs["train"], **split_refs["valid"], **split_refs["test"]}
+split_refs = split_translations(
+    raw, cfg.max_len, cfg.closed_vocab, cfg.n_valid, cfg.n_test, seed=0
+)
 n_pairs_read = sum(len(p) for p in raw.values())
+n_sources_kept = sum(len(refs) for refs in split_refs.values())
 assert not set(split_refs["train"]) & (
     set(split_refs["valid"]) | set(split_refs["test"])
 )
@@ -284,7 +303,7 @@ display(
     )
 )
 glue("n_pairs_read", n_pairs_read, display=False)
-glue("n_sources_kept", len(kept_refs), display=False)
+glue("n_sources_kept", n_sources_kept, display=False)
 glue("n_train_pairs", int(split_table.loc["train", "pairs"]), display=False)
 glue("n_test_sources", len(split_refs["test"]), display=False)
 multi_ref = float(split_table.loc["test", "sources with 2+ references"])
@@ -303,6 +322,7 @@ glue("test_multi_ref", multi_ref / len(split_refs["test"]) * 100, display=False)
 # and the decoder reads it without its last id while predicting it without its first (teacher forcing).
 
 # %%
+# lmlib: seq2seq
 def tokenised_pairs(refs: dict[str, list[str]]) -> list[tuple[list[str], list[str]]]:
     """Every (source, translation) of ``refs`` as token lists."""
     return [
@@ -312,6 +332,7 @@ def tokenised_pairs(refs: dict[str, list[str]]) -> list[tuple[list[str], list[st
     ]
 
 
+# %%
 train_pairs = tokenised_pairs(split_refs["train"])
 valid_pairs = tokenised_pairs(split_refs["valid"])
 src_vocab = Vocab([src for src, _ in train_pairs], min_freq=cfg.min_freq)
@@ -773,16 +794,27 @@ def masked_accuracy(targets, logits):
 
 # %%
 # lmlib: seq2seq
-def make_train_step(model: keras.Model, optimizer, jit_compile: bool = False):
+def make_train_step(
+    model: keras.Model,
+    optimizer,
+    jit_compile: bool = False,
+    loss_fn: Callable = masked_loss,
+):
     """A compiled training step ``(inputs, targets) -> (loss, accuracy)`` with teacher
-    forcing. A step function of our own, not ``model.fit``: with op determinism on,
-    Keras's ``fit`` ignores ``jit_compile`` (GUIDE section 10), this one honours it."""
+    forcing, minimising ``loss_fn(targets, logits)``. A step function of our own, not
+    ``model.fit``: with op determinism on, Keras's ``fit`` ignores ``jit_compile``
+    (GUIDE section 10), this one honours it. It is traced once, for batches of any
+    shape (int32 ids); build the model first (call it on a batch), so that the
+    optimizer's variables exist before tracing, or the trace runs twice."""
+    if model.built:
+        optimizer.build(model.trainable_variables)
+    ids = tf.TensorSpec([None, None], tf.int32)
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile, input_signature=[(ids, ids), ids])
     def train_step(inputs, targets):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)
-            loss = masked_loss(targets, logits)
+            loss = loss_fn(targets, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss, masked_accuracy(targets, logits)
@@ -809,20 +841,28 @@ def fit_seq2seq(
     learning_rate: float,
     jit_compile: bool = False,
     log=print,
+    optimizer=None,
+    loss_fn: Callable = masked_loss,
 ) -> dict:
-    """Train with Adam (gradient norm clipped at 1) for ``steps`` batches, evaluating
-    the validation loss every ``eval_every`` steps; one log line per evaluation.
-    Returns the history: step, train_loss, train_acc (means since the last
-    evaluation), valid_loss and the cumulative training seconds (evaluation excluded).
-    """
-    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
-    train_step = make_train_step(model, optimizer, jit_compile)
+    """Train for ``steps`` batches, minimising ``loss_fn``, with ``optimizer`` (by
+    default Adam at ``learning_rate``, a number or a schedule, gradient norm clipped at
+    1), evaluating the validation loss (:func:`masked_loss`, whatever ``loss_fn``) every
+    ``eval_every`` steps; one log line per evaluation. Returns the history: step,
+    train_loss, train_acc (means since the last evaluation), valid_loss and the
+    cumulative training seconds (evaluation excluded, the first step's tracing
+    included)."""
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+    train_step = None
     history = {
         k: [] for k in ("step", "train_loss", "train_acc", "valid_loss", "seconds")
     }
     seconds, losses, accs = 0.0, [], []
     for step, (inputs, targets) in enumerate(train_ds.take(steps), start=1):
         start = time.perf_counter()
+        if train_step is None:  # build the model on the first batch, then trace
+            model(inputs)
+            train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
         loss, acc = train_step(inputs, targets)
         losses.append(float(loss))
         accs.append(float(acc))
@@ -859,14 +899,16 @@ def time_train_step(
     jit_compile: bool,
     steps: int = 5,
     learning_rate: float = 1e-3,
+    loss_fn: Callable = masked_loss,
 ) -> tuple[float, float]:
-    """(seconds of the first call, which traces and compiles; seconds per later step)
-    of a training step on one fixed ``batch`` for a freshly built model."""
+    """(seconds of the first call, which builds the model, traces and compiles;
+    seconds per later step) of a training step on one fixed ``batch`` for a freshly
+    built model."""
     model = build_model()
-    train_step = make_train_step(
-        model, keras.optimizers.Adam(learning_rate), jit_compile
-    )
+    optimizer = keras.optimizers.Adam(learning_rate)
     start = time.perf_counter()
+    model(batch[0])
+    train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
     float(train_step(*batch)[0])
     first = time.perf_counter() - start
     start = time.perf_counter()
@@ -1334,7 +1376,9 @@ def beam_search(
     return sorted(finished or live, key=lambda h: h.score, reverse=True)
 # %% [markdown]
 # `lmlib.seq2seq` wraps the model's `decode_step` in such a step function. Its state is the pair (decoder
-# state, encoder memory), so beam search reorders the memory together with the hypotheses.
+# state, encoder memory), so beam search reorders the memory together with the hypotheses. `decode_batches`
+# encodes the sources a batch at a time and decodes them with either search; it serves any encoder–decoder
+# given a start function (sources to state) and a step function, and chapter 07's Transformer uses it too.
 
 # %%
 # lmlib: seq2seq
@@ -1359,12 +1403,60 @@ def decoder_step_fn(model: Seq2Seq):
     return step_fn
 
 
-def sentence_memory(memory, state, row: int, length: int):
-    """Sentence ``row`` of a batch's encoder ``memory`` and ``state``, cut to its
-    ``length`` source positions (its padding dropped): beam search's start."""
-    values, keys, mask, last = memory
-    cut = tuple(m[row : row + 1, :length] for m in (values, keys, mask))
-    return state[row : row + 1], (*cut, last[row : row + 1])
+def encoder_start_fn(model: Seq2Seq) -> Callable:
+    """``start(source) -> (decoder_state, memory)`` for :func:`decode_batches`: the
+    encoder, traced for any batch of sources (batch, T_x)."""
+    encode = tf.function(model.encode, reduce_retracing=True)
+
+    def start(source):
+        memory, state = encode(source)
+        return state, memory
+
+    return start
+
+
+def decode_batches(
+    step_fn: Callable,
+    start_fn: Callable,
+    sources: Sequence[Sequence[int]],
+    max_len: int,
+    beam_width: int = 1,
+    length_alpha: float = 1.0,
+    batch_size: int = 256,
+) -> list[list[int]]:
+    """Target ids (without ``<bos>``/``<eos>``) for source id lists, ``batch_size``
+    sources at a time, for any encoder-decoder: ``start_fn(source)`` turns a padded
+    batch (batch, T_x) into the decoder's state (a nest whose axis 0 indexes
+    sentences), ``step_fn`` is a batched step function (``greedy_decode``'s). With
+    ``beam_width=1`` the batch is decoded greedily at once, else each sentence by beam
+    search from its own row of the state (padded source positions stay masked).
+    Sources are batched in order of length (less padding, and a greedy batch stops
+    sooner); the outputs come back in the order of ``sources``."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    outputs = []
+    for start in range(0, len(sources), batch_size):
+        chunk = [sources[i] for i in order[start : start + batch_size]]
+        state = start_fn(tf.constant(pad_batch(chunk)))
+        if beam_width == 1:
+            starts = np.full(len(chunk), BOS_ID)
+            outputs += greedy_decode(step_fn, state, starts, EOS_ID, max_len)
+            continue
+        for row in range(len(chunk)):
+            best = beam_search(
+                step_fn,
+                take_rows(state, [row], tf.gather),
+                BOS_ID,
+                EOS_ID,
+                beam_width,
+                max_len,
+                length_alpha,
+                take_fn=tf.gather,
+            )[0]
+            outputs.append(best.ids)
+    in_order = [None] * len(sources)
+    for position, i in enumerate(order):
+        in_order[i] = outputs[position]
+    return in_order
 
 
 def translate_ids(
@@ -1375,32 +1467,12 @@ def translate_ids(
     length_alpha: float = 1.0,
     batch_size: int = 256,
 ) -> list[list[int]]:
-    """Target ids (without ``<bos>``/``<eos>``) for source id lists (each ending in
-    ``<eos>``), encoded ``batch_size`` at a time: batched greedy decoding for
-    ``beam_width=1``, else beam search one sentence at a time."""
-    step_fn, outputs = decoder_step_fn(model), []
-    encode = tf.function(model.encode, reduce_retracing=True)
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start : start + batch_size]
-        memory, state = encode(tf.constant(pad_batch(chunk)))
-        if beam_width == 1:
-            starts = np.full(len(chunk), BOS_ID)
-            outputs += greedy_decode(step_fn, (state, memory), starts, EOS_ID, max_len)
-            continue
-        for row, ids in enumerate(chunk):
-            start_state = sentence_memory(memory, state, row, len(ids))
-            best = beam_search(
-                step_fn,
-                start_state,
-                BOS_ID,
-                EOS_ID,
-                beam_width,
-                max_len,
-                length_alpha,
-                take_fn=tf.gather,
-            )[0]
-            outputs.append(best.ids)
-    return outputs
+    """Target ids for source id lists (each ending in ``<eos>``) by a :class:`Seq2Seq`:
+    :func:`decode_batches` with its step and start functions."""
+    step_fn, start_fn = decoder_step_fn(model), encoder_start_fn(model)
+    return decode_batches(
+        step_fn, start_fn, sources, max_len, beam_width, length_alpha, batch_size
+    )
 # %% [markdown]
 # We translate the test sources greedily with each model and score them with our BLEU and with sacreBLEU
 # {cite:p}`post2018` on the same tokens (`tokenize="none"`, no smoothing); the two must agree to $10^{-6}$.
@@ -1442,15 +1514,23 @@ glue("bleu_gap", bleu_gap, display=False)
 # to a partly right word. The default smoothing only matters when some n-gram order has no match at all.
 
 # %%
-def sacre_scores(hyps: list[list[str]], streams: list[list[str | None]]) -> tuple:
-    """(sacreBLEU, chrF) objects of tokenised hypotheses against reference streams."""
-    joined = [" ".join(h) for h in hyps]
+# lmlib: metrics
+def sacre_scores(
+    hypotheses: Sequence[Sequence[str]], streams: list[list[str | None]]
+) -> tuple:
+    """sacreBLEU's (BLEU, chrF) score objects, default settings, of tokenised
+    ``hypotheses`` (joined by spaces) against reference ``streams``
+    (:func:`reference_streams`). Needs ``sacrebleu``, imported here."""
+    import sacrebleu
+
+    joined = [" ".join(h) for h in hypotheses]
     return (
         sacrebleu.metrics.BLEU(force=True).corpus_score(joined, streams),
         sacrebleu.metrics.CHRF().corpus_score(joined, streams),
     )
 
 
+# %%
 bleu_metric, chrf_metric = sacrebleu.metrics.BLEU(force=True), sacrebleu.metrics.CHRF()
 joined = [" ".join(h) for h in outputs["no attention"]]
 bleu_metric.corpus_score(

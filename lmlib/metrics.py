@@ -189,3 +189,21 @@ def reference_streams(
         [" ".join(refs[k]) if k < len(refs) else None for refs in references]
         for k in range(depth)
     ]
+
+
+def sacre_scores(
+    hypotheses: Sequence[Sequence[str]], streams: list[list[str | None]]
+) -> tuple:
+    """sacreBLEU's (BLEU, chrF) score objects, default settings, of tokenised
+    ``hypotheses`` (joined by spaces) against reference ``streams``
+    (:func:`reference_streams`). Needs ``sacrebleu``, imported here.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    import sacrebleu
+
+    joined = [" ".join(h) for h in hypotheses]
+    return (
+        sacrebleu.metrics.BLEU(force=True).corpus_score(joined, streams),
+        sacrebleu.metrics.CHRF().corpus_score(joined, streams),
+    )

@@ -6,7 +6,7 @@
 
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,32 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from lmlib.generate import beam_search, greedy_decode
+from lmlib.data import fetch
+from lmlib.generate import beam_search, greedy_decode, take_rows
 from lmlib.text import BOS_ID, EOS_ID, PAD_ID, Vocab, translation_tokens
+
+
+def read_pairs(dataset: str) -> dict[str, list[tuple[str, str]]]:
+    """(source, target) sentence pairs by split: Anki Spanish-English as one list
+    ("all", to be split by source), Multi30k German-English by its official splits.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    if dataset == "anki_spa_eng":
+        text = fetch("anki_spa_eng", "spa.txt").read_text(encoding="utf-8")
+        pairs = [tuple(line.split("\t")[1::-1]) for line in text.splitlines()]
+        return {"all": pairs}  # each line: English <tab> Spanish
+    if dataset == "multi30k":
+        names = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+
+        def lines(name: str) -> list[str]:
+            return fetch("multi30k", name).read_text(encoding="utf-8").splitlines()
+
+        return {
+            split: list(zip(lines(f"{n}.de"), lines(f"{n}.en"), strict=True))
+            for split, n in names.items()
+        }
+    raise ValueError(f"dataset={dataset!r}: use 'anki_spa_eng' or 'multi30k'")
 
 
 def group_references(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -49,6 +73,78 @@ def split_sources(
     shuffled = [sources[i] for i in order]
     test, valid = shuffled[:n_test], shuffled[n_test : n_test + n_valid]
     return shuffled[n_test + n_valid :], valid, test
+
+
+def keep_sources(
+    references: dict[str, list[str]], max_len: int, closed_vocab: int | None = None
+) -> dict[str, list[str]]:
+    """The sources whose tokens, and those of every translation, number at most
+    ``max_len``; with ``closed_vocab``, also all among the ``closed_vocab`` most
+    frequent tokens of their language (counted over ``references``).
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    tokens = {s: translation_tokens(s) for s in references}
+    tokens.update({t: translation_tokens(t) for ts in references.values() for t in ts})
+    src_texts = list(references)
+    tgt_texts = [t for ts in references.values() for t in ts]
+    allowed = {}
+    for side, texts in (("src", src_texts), ("tgt", tgt_texts)):
+        counts = Counter(w for text in texts for w in tokens[text])
+        allowed[side] = {w for w, _ in counts.most_common(closed_vocab)}
+
+    def fits(text: str, side: str) -> bool:
+        ok_words = closed_vocab is None or set(tokens[text]) <= allowed[side]
+        return len(tokens[text]) <= max_len and ok_words
+
+    return {
+        s: ts
+        for s, ts in references.items()
+        if fits(s, "src") and all(fits(t, "tgt") for t in ts)
+    }
+
+
+def split_translations(
+    raw: dict[str, list[tuple[str, str]]],
+    max_len: int,
+    closed_vocab: int | None = None,
+    n_valid: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> dict[str, dict[str, list[str]]]:
+    """The train, valid and test parts of :func:`read_pairs`'s pairs, each a dict from
+    unique source to its translations. One list ("all") is filtered by
+    :func:`keep_sources` and split by source (``n_valid``, ``n_test``, ``seed``);
+    official splits are kept, minus training sources that are also held out, and
+    only the training part is filtered (by length).
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    if "all" in raw:
+        kept = keep_sources(group_references(raw["all"]), max_len, closed_vocab)
+        parts = split_sources(sorted(kept), n_valid, n_test, seed=seed)
+        return {
+            name: {s: kept[s] for s in part}
+            for name, part in zip(("train", "valid", "test"), parts, strict=True)
+        }
+    refs = {name: group_references(pairs) for name, pairs in raw.items()}
+    held_out = set(refs["valid"]) | set(refs["test"])
+    train = {s: t for s, t in refs["train"].items() if s not in held_out}
+    return dict(
+        train=keep_sources(train, max_len), valid=refs["valid"], test=refs["test"]
+    )
+
+
+def tokenised_pairs(refs: dict[str, list[str]]) -> list[tuple[list[str], list[str]]]:
+    """Every (source, translation) of ``refs`` as token lists.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    return [
+        (translation_tokens(s), translation_tokens(t))
+        for s, ts in refs.items()
+        for t in ts
+    ]
 
 
 def encode_pairs(
@@ -325,19 +421,30 @@ def masked_accuracy(targets, logits):
     return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-def make_train_step(model: keras.Model, optimizer, jit_compile: bool = False):
+def make_train_step(
+    model: keras.Model,
+    optimizer,
+    jit_compile: bool = False,
+    loss_fn: Callable = masked_loss,
+):
     """A compiled training step ``(inputs, targets) -> (loss, accuracy)`` with teacher
-    forcing. A step function of our own, not ``model.fit``: with op determinism on,
-    Keras's ``fit`` ignores ``jit_compile`` (GUIDE section 10), this one honours it.
+    forcing, minimising ``loss_fn(targets, logits)``. A step function of our own, not
+    ``model.fit``: with op determinism on, Keras's ``fit`` ignores ``jit_compile``
+    (GUIDE section 10), this one honours it. It is traced once, for batches of any
+    shape (int32 ids); build the model first (call it on a batch), so that the
+    optimizer's variables exist before tracing, or the trace runs twice.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
+    if model.built:
+        optimizer.build(model.trainable_variables)
+    ids = tf.TensorSpec([None, None], tf.int32)
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile, input_signature=[(ids, ids), ids])
     def train_step(inputs, targets):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)
-            loss = masked_loss(targets, logits)
+            loss = loss_fn(targets, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss, masked_accuracy(targets, logits)
@@ -367,22 +474,31 @@ def fit_seq2seq(
     learning_rate: float,
     jit_compile: bool = False,
     log=print,
+    optimizer=None,
+    loss_fn: Callable = masked_loss,
 ) -> dict:
-    """Train with Adam (gradient norm clipped at 1) for ``steps`` batches, evaluating
-    the validation loss every ``eval_every`` steps; one log line per evaluation.
-    Returns the history: step, train_loss, train_acc (means since the last
-    evaluation), valid_loss and the cumulative training seconds (evaluation excluded).
+    """Train for ``steps`` batches, minimising ``loss_fn``, with ``optimizer`` (by
+    default Adam at ``learning_rate``, a number or a schedule, gradient norm clipped at
+    1), evaluating the validation loss (:func:`masked_loss`, whatever ``loss_fn``) every
+    ``eval_every`` steps; one log line per evaluation. Returns the history: step,
+    train_loss, train_acc (means since the last evaluation), valid_loss and the
+    cumulative training seconds (evaluation excluded, the first step's tracing
+    included).
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
-    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
-    train_step = make_train_step(model, optimizer, jit_compile)
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+    train_step = None
     history = {
         k: [] for k in ("step", "train_loss", "train_acc", "valid_loss", "seconds")
     }
     seconds, losses, accs = 0.0, [], []
     for step, (inputs, targets) in enumerate(train_ds.take(steps), start=1):
         start = time.perf_counter()
+        if train_step is None:  # build the model on the first batch, then trace
+            model(inputs)
+            train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
         loss, acc = train_step(inputs, targets)
         losses.append(float(loss))
         accs.append(float(acc))
@@ -413,17 +529,19 @@ def time_train_step(
     jit_compile: bool,
     steps: int = 5,
     learning_rate: float = 1e-3,
+    loss_fn: Callable = masked_loss,
 ) -> tuple[float, float]:
-    """(seconds of the first call, which traces and compiles; seconds per later step)
-    of a training step on one fixed ``batch`` for a freshly built model.
+    """(seconds of the first call, which builds the model, traces and compiles;
+    seconds per later step) of a training step on one fixed ``batch`` for a freshly
+    built model.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
     model = build_model()
-    train_step = make_train_step(
-        model, keras.optimizers.Adam(learning_rate), jit_compile
-    )
+    optimizer = keras.optimizers.Adam(learning_rate)
     start = time.perf_counter()
+    model(batch[0])
+    train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
     float(train_step(*batch)[0])
     first = time.perf_counter() - start
     start = time.perf_counter()
@@ -457,15 +575,66 @@ def decoder_step_fn(model: Seq2Seq):
     return step_fn
 
 
-def sentence_memory(memory, state, row: int, length: int):
-    """Sentence ``row`` of a batch's encoder ``memory`` and ``state``, cut to its
-    ``length`` source positions (its padding dropped): beam search's start.
+def encoder_start_fn(model: Seq2Seq) -> Callable:
+    """``start(source) -> (decoder_state, memory)`` for :func:`decode_batches`: the
+    encoder, traced for any batch of sources (batch, T_x).
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
-    values, keys, mask, last = memory
-    cut = tuple(m[row : row + 1, :length] for m in (values, keys, mask))
-    return state[row : row + 1], (*cut, last[row : row + 1])
+    encode = tf.function(model.encode, reduce_retracing=True)
+
+    def start(source):
+        memory, state = encode(source)
+        return state, memory
+
+    return start
+
+
+def decode_batches(
+    step_fn: Callable,
+    start_fn: Callable,
+    sources: Sequence[Sequence[int]],
+    max_len: int,
+    beam_width: int = 1,
+    length_alpha: float = 1.0,
+    batch_size: int = 256,
+) -> list[list[int]]:
+    """Target ids (without ``<bos>``/``<eos>``) for source id lists, ``batch_size``
+    sources at a time, for any encoder-decoder: ``start_fn(source)`` turns a padded
+    batch (batch, T_x) into the decoder's state (a nest whose axis 0 indexes
+    sentences), ``step_fn`` is a batched step function (``greedy_decode``'s). With
+    ``beam_width=1`` the batch is decoded greedily at once, else each sentence by beam
+    search from its own row of the state (padded source positions stay masked).
+    Sources are batched in order of length (less padding, and a greedy batch stops
+    sooner); the outputs come back in the order of ``sources``.
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    outputs = []
+    for start in range(0, len(sources), batch_size):
+        chunk = [sources[i] for i in order[start : start + batch_size]]
+        state = start_fn(tf.constant(pad_batch(chunk)))
+        if beam_width == 1:
+            starts = np.full(len(chunk), BOS_ID)
+            outputs += greedy_decode(step_fn, state, starts, EOS_ID, max_len)
+            continue
+        for row in range(len(chunk)):
+            best = beam_search(
+                step_fn,
+                take_rows(state, [row], tf.gather),
+                BOS_ID,
+                EOS_ID,
+                beam_width,
+                max_len,
+                length_alpha,
+                take_fn=tf.gather,
+            )[0]
+            outputs.append(best.ids)
+    in_order = [None] * len(sources)
+    for position, i in enumerate(order):
+        in_order[i] = outputs[position]
+    return in_order
 
 
 def translate_ids(
@@ -476,35 +645,15 @@ def translate_ids(
     length_alpha: float = 1.0,
     batch_size: int = 256,
 ) -> list[list[int]]:
-    """Target ids (without ``<bos>``/``<eos>``) for source id lists (each ending in
-    ``<eos>``), encoded ``batch_size`` at a time: batched greedy decoding for
-    ``beam_width=1``, else beam search one sentence at a time.
+    """Target ids for source id lists (each ending in ``<eos>``) by a :class:`Seq2Seq`:
+    :func:`decode_batches` with its step and start functions.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
-    step_fn, outputs = decoder_step_fn(model), []
-    encode = tf.function(model.encode, reduce_retracing=True)
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start : start + batch_size]
-        memory, state = encode(tf.constant(pad_batch(chunk)))
-        if beam_width == 1:
-            starts = np.full(len(chunk), BOS_ID)
-            outputs += greedy_decode(step_fn, (state, memory), starts, EOS_ID, max_len)
-            continue
-        for row, ids in enumerate(chunk):
-            start_state = sentence_memory(memory, state, row, len(ids))
-            best = beam_search(
-                step_fn,
-                start_state,
-                BOS_ID,
-                EOS_ID,
-                beam_width,
-                max_len,
-                length_alpha,
-                take_fn=tf.gather,
-            )[0]
-            outputs.append(best.ids)
-    return outputs
+    step_fn, start_fn = decoder_step_fn(model), encoder_start_fn(model)
+    return decode_batches(
+        step_fn, start_fn, sources, max_len, beam_width, length_alpha, batch_size
+    )
 
 
 def attention_map(

@@ -15,13 +15,19 @@ import tensorflow as tf  # noqa: E402
 from lmlib.seq2seq import (  # noqa: E402
     Seq2Seq,
     additive_attention,
+    decode_batches,
+    decoder_step_fn,
     dot_attention,
+    encoder_start_fn,
+    fit_seq2seq,
     group_references,
+    keep_sources,
     load_translator,
     masked_accuracy,
     masked_loss,
     save_translator,
     split_sources,
+    split_translations,
     translate,
     translate_ids,
     translation_dataset,
@@ -118,6 +124,31 @@ def test_split_sources_keeps_each_source_in_one_part():
         split_sources(sources, 25, 25)
 
 
+def test_keep_sources_applies_length_and_closed_vocabulary_to_every_translation():
+    refs = {"a b": ["x y"], "a c": ["x z z"], "b": ["y", "x x x x"], "c c": ["y"]}
+    assert keep_sources(refs, max_len=3) == {k: refs[k] for k in ("a b", "a c", "c c")}
+    # two words a side: c and a (b ties with a, later), x and y (z is rarer); "a c"
+    # goes because one of its translations has z, "b" because of its source word
+    kept = keep_sources(refs, max_len=4, closed_vocab=2)
+    assert kept == {"c c": ["y"]}
+
+
+def test_split_translations_pools_or_keeps_official_splits():
+    pairs = [(f"s{i}", f"t{i}") for i in range(30)] + [("s0", "u0")]
+    parts = split_translations({"all": pairs}, max_len=5, n_valid=3, n_test=4)
+    assert [len(parts[n]) for n in ("train", "valid", "test")] == [23, 3, 4]
+    assert sum(len(p) for p in parts.values()) == 30
+    assert next(p["s0"] for p in parts.values() if "s0" in p) == ["t0", "u0"]
+    official = {
+        "train": [("a", "x"), ("b", "y"), ("c d e f", "z")],
+        "valid": [("b", "y2")],
+        "test": [("q", "r")],
+    }
+    parts = split_translations(official, max_len=3)
+    expected = {"train": {"a": ["x"]}, "valid": {"b": ["y2"]}, "test": {"q": ["r"]}}
+    assert parts == expected
+
+
 def test_pipeline_pads_each_batch_to_its_longest_sentence():
     sources = [[4, 3], [4, 5, 6, 3], [7, 3], [8, 9, 3]]
     targets = [[2, 4, 3], [2, 4, 5, 3], [2, 3], [2, 6, 7, 8, 3]]
@@ -150,3 +181,32 @@ def test_saved_translator_reloads_to_the_same_translations(tmp_path):
     ids = [src_vocab.encode(translation_tokens(t)) + [3] for t in texts]
     beams = translate_ids(model, ids, 6, beam_width=3)
     assert len(beams) == 2 and all(len(b) <= 6 for b in beams)
+
+
+def test_beam_search_from_a_row_of_a_padded_batch_equals_a_lone_sentence():
+    keras.utils.set_random_seed(3)
+    model = Seq2Seq(9, 7, 4, 5, "bahdanau")
+    sources = [[4, 5, 6, 7, 3], [8, 3]]  # the second is padded in the batch
+    step_fn, start_fn = decoder_step_fn(model), encoder_start_fn(model)
+    batched = decode_batches(step_fn, start_fn, sources, 5, beam_width=3)
+    alone = decode_batches(step_fn, start_fn, sources[1:], 5, beam_width=3)
+    assert batched[1] == alone[0]
+    greedy = decode_batches(step_fn, start_fn, sources, 5)
+    assert greedy == translate_ids(model, sources, 5)
+    assert decode_batches(step_fn, start_fn, sources[::-1], 5) == greedy[::-1]
+
+
+def test_fit_seq2seq_learns_a_copy_task_and_logs_its_history():
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    sources = [
+        list(rng.integers(4, 9, size=rng.integers(2, 5))) + [3] for _ in range(64)
+    ]
+    targets = [[2, *s[:-1], 3] for s in sources]  # <bos> copy <eos>
+    train = translation_dataset(sources, targets, 16, shuffle_seed=0)
+    valid = translation_dataset(sources, targets, 32, shuffle_seed=None)
+    model = Seq2Seq(9, 9, 8, 16, "dot")
+    history = fit_seq2seq(model, train, valid, 40, 20, 1e-2, log=lambda line: None)
+    assert history["step"] == [20, 40]
+    assert history["valid_loss"][1] < history["valid_loss"][0] < np.log(9)
+    assert history["seconds"][1] > history["seconds"][0] > 0
