@@ -392,6 +392,8 @@ def translation_dataset(
     sentences of similar length are batched together, so less of each batch is
     padding. With a ``shuffle_seed`` the pairs are shuffled (a new order each pass)
     and repeated forever, and only full batches are made; without, one pass in order.
+    Every new iterator over a shuffled pipeline continues its shuffling: to give two
+    models the same batches in the same order, build a pipeline for each.
     """
     src, src_len = pad_batch(sources), np.array([len(s) for s in sources], np.int32)
     tgt, tgt_len = pad_batch(targets), np.array([len(t) for t in targets], np.int32)
@@ -822,12 +824,28 @@ def make_train_step(
     return train_step
 
 
-def evaluate_loss(model: keras.Model, dataset: tf.data.Dataset) -> float:
-    """Cross-entropy per real target token over a finite dataset (nats)."""
+def make_eval_step(model: keras.Model):
+    """``(inputs, targets) -> masked_loss`` of the model in inference mode, traced
+    once for batches of any shape (an eager recurrent layer is slow)."""
+    ids = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[(ids, ids), ids])
+    def eval_step(inputs, targets):
+        return masked_loss(targets, model(inputs, training=False))
+
+    return eval_step
+
+
+def evaluate_loss(
+    model: keras.Model, dataset: tf.data.Dataset, eval_step: Callable | None = None
+) -> float:
+    """Cross-entropy per real target token over a finite dataset (nats), with
+    ``eval_step`` (from :func:`make_eval_step`; made here if not given)."""
+    eval_step = make_eval_step(model) if eval_step is None else eval_step
     total = count = 0.0
-    for (source, target_in), targets in dataset:
+    for inputs, targets in dataset:
         n = float(ops.sum(ops.cast(ops.not_equal(targets, PAD_ID), "float32")))
-        total += float(masked_loss(targets, model((source, target_in)))) * n
+        total += float(eval_step(inputs, targets)) * n
         count += n
     return total / count
 # %%
@@ -845,15 +863,15 @@ def fit_seq2seq(
     loss_fn: Callable = masked_loss,
 ) -> dict:
     """Train for ``steps`` batches, minimising ``loss_fn``, with ``optimizer`` (by
-    default Adam at ``learning_rate``, a number or a schedule, gradient norm clipped at
-    1), evaluating the validation loss (:func:`masked_loss`, whatever ``loss_fn``) every
-    ``eval_every`` steps; one log line per evaluation. Returns the history: step,
-    train_loss, train_acc (means since the last evaluation), valid_loss and the
-    cumulative training seconds (evaluation excluded, the first step's tracing
-    included)."""
+    default Adam at ``learning_rate``, a number or a schedule, each weight's gradient
+    clipped at norm 1), evaluating the validation loss (:func:`masked_loss`, whatever
+    ``loss_fn``) every ``eval_every`` steps; one log line per evaluation. Returns the
+    history: step, train_loss, train_acc (means since the last evaluation),
+    valid_loss and the cumulative training seconds (evaluation excluded, the first
+    step's tracing included)."""
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
-    train_step = None
+    train_step = eval_step = None
     history = {
         k: [] for k in ("step", "train_loss", "train_acc", "valid_loss", "seconds")
     }
@@ -863,6 +881,7 @@ def fit_seq2seq(
         if train_step is None:  # build the model on the first batch, then trace
             model(inputs)
             train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
+            eval_step = make_eval_step(model)
         loss, acc = train_step(inputs, targets)
         losses.append(float(loss))
         accs.append(float(acc))
@@ -873,7 +892,7 @@ def fit_seq2seq(
                 train_loss=float(np.mean(losses)),
                 seconds=seconds,
                 train_acc=float(np.mean(accs)),
-                valid_loss=evaluate_loss(model, valid_ds),
+                valid_loss=evaluate_loss(model, valid_ds, eval_step),
             )
             for key, value in row.items():
                 history[key].append(value)
@@ -951,17 +970,19 @@ use_xla = {name: bool(row["XLA pays"]) for name, row in xla_rows.items()}
 # below the way the table chooses. Either way a rerun on the same machine repeats the run: op determinism
 # fixes TensorFlow's kernels, and XLA's CPU programs do not reorder floating-point sums between runs.
 #
-# Now the three models train for the same number of steps, with the same batches in the same order.
+# Now the three models train for the same number of steps, with the same batches in the same order. That
+# takes a fresh pipeline for each: every new iterator over a shuffled `tf.data` pipeline continues its
+# shuffling, so a second pass over `train_ds` would not repeat the first one's batches.
 
 # %%
 models, histories = {}, {}
 for name, attention in MODELS.items():
-    keras.utils.set_random_seed(0)  # the same initial draws and batches for every model
+    keras.utils.set_random_seed(0)  # the same initial draws for every model
     print(f"{name} (XLA: {use_xla[name]})")
     models[name] = build(attention)
     histories[name] = fit_seq2seq(
         models[name],
-        train_ds,
+        translation_dataset(*train_ids, cfg.batch_size, cfg.buckets),  # fresh batches
         valid_ds,
         cfg.train_steps,
         cfg.eval_every,

@@ -186,6 +186,8 @@ def translation_dataset(
     sentences of similar length are batched together, so less of each batch is
     padding. With a ``shuffle_seed`` the pairs are shuffled (a new order each pass)
     and repeated forever, and only full batches are made; without, one pass in order.
+    Every new iterator over a shuffled pipeline continues its shuffling: to give two
+    models the same batches in the same order, build a pipeline for each.
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
@@ -452,15 +454,34 @@ def make_train_step(
     return train_step
 
 
-def evaluate_loss(model: keras.Model, dataset: tf.data.Dataset) -> float:
-    """Cross-entropy per real target token over a finite dataset (nats).
+def make_eval_step(model: keras.Model):
+    """``(inputs, targets) -> masked_loss`` of the model in inference mode, traced
+    once for batches of any shape (an eager recurrent layer is slow).
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
+    ids = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[(ids, ids), ids])
+    def eval_step(inputs, targets):
+        return masked_loss(targets, model(inputs, training=False))
+
+    return eval_step
+
+
+def evaluate_loss(
+    model: keras.Model, dataset: tf.data.Dataset, eval_step: Callable | None = None
+) -> float:
+    """Cross-entropy per real target token over a finite dataset (nats), with
+    ``eval_step`` (from :func:`make_eval_step`; made here if not given).
+
+    Defined in chapter 06 (Sequence to sequence with attention).
+    """
+    eval_step = make_eval_step(model) if eval_step is None else eval_step
     total = count = 0.0
-    for (source, target_in), targets in dataset:
+    for inputs, targets in dataset:
         n = float(ops.sum(ops.cast(ops.not_equal(targets, PAD_ID), "float32")))
-        total += float(masked_loss(targets, model((source, target_in)))) * n
+        total += float(eval_step(inputs, targets)) * n
         count += n
     return total / count
 
@@ -478,18 +499,18 @@ def fit_seq2seq(
     loss_fn: Callable = masked_loss,
 ) -> dict:
     """Train for ``steps`` batches, minimising ``loss_fn``, with ``optimizer`` (by
-    default Adam at ``learning_rate``, a number or a schedule, gradient norm clipped at
-    1), evaluating the validation loss (:func:`masked_loss`, whatever ``loss_fn``) every
-    ``eval_every`` steps; one log line per evaluation. Returns the history: step,
-    train_loss, train_acc (means since the last evaluation), valid_loss and the
-    cumulative training seconds (evaluation excluded, the first step's tracing
-    included).
+    default Adam at ``learning_rate``, a number or a schedule, each weight's gradient
+    clipped at norm 1), evaluating the validation loss (:func:`masked_loss`, whatever
+    ``loss_fn``) every ``eval_every`` steps; one log line per evaluation. Returns the
+    history: step, train_loss, train_acc (means since the last evaluation),
+    valid_loss and the cumulative training seconds (evaluation excluded, the first
+    step's tracing included).
 
     Defined in chapter 06 (Sequence to sequence with attention).
     """
     if optimizer is None:
         optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
-    train_step = None
+    train_step = eval_step = None
     history = {
         k: [] for k in ("step", "train_loss", "train_acc", "valid_loss", "seconds")
     }
@@ -499,6 +520,7 @@ def fit_seq2seq(
         if train_step is None:  # build the model on the first batch, then trace
             model(inputs)
             train_step = make_train_step(model, optimizer, jit_compile, loss_fn)
+            eval_step = make_eval_step(model)
         loss, acc = train_step(inputs, targets)
         losses.append(float(loss))
         accs.append(float(acc))
@@ -509,7 +531,7 @@ def fit_seq2seq(
                 train_loss=float(np.mean(losses)),
                 seconds=seconds,
                 train_acc=float(np.mean(accs)),
-                valid_loss=evaluate_loss(model, valid_ds),
+                valid_loss=evaluate_loss(model, valid_ds, eval_step),
             )
             for key, value in row.items():
                 history[key].append(value)

@@ -4,6 +4,7 @@ Paired chapters in sync, notebooks stored without outputs, a complete TOC, citat
 that resolve, one install cell, and a README that shows the two commands.
 """
 
+import ast
 import re
 from pathlib import Path
 
@@ -128,3 +129,33 @@ def test_install_cell_pins_the_release_tag_of_the_configured_repository():
     nb = jupytext.read(CHAPTER_PY[0])
     first_code = next(c.source for c in nb.cells if c.cell_type == "code")
     assert first_code == cell.rstrip("\n")
+
+
+def profile_settings(chapter_file: str) -> dict[str, dict]:
+    """The quick and full settings a chapter passes to ``setup_chapter``."""
+    tree = ast.parse((ROOT / "chapters" / chapter_file).read_text())
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", "") == "setup_chapter"
+        ):
+            return {
+                kw.arg: {k.arg: ast.literal_eval(k.value) for k in kw.value.keywords}
+                for kw in node.keywords
+                if kw.arg in ("quick", "full")
+            }
+    raise AssertionError(f"{chapter_file} does not call setup_chapter")
+
+
+def test_chapter_07_translates_exactly_chapter_06s_data_and_retrains_its_gru():
+    ch06 = profile_settings("06_seq2seq_attention.py")
+    ch07 = profile_settings("07_transformer.py")
+    data = ["dataset", "max_len", "closed_vocab", "min_freq", "n_valid", "n_test"]
+    data += ["batch_size", "buckets"]
+    gru = {"embed_dim": "gru_embed_dim", "units": "gru_units"}
+    gru |= {"learning_rate": "gru_learning_rate", "train_steps": "gru_steps"}
+    for profile in ("quick", "full"):
+        for key in data:
+            assert ch07[profile][key] == ch06[profile][key], (profile, key)
+        for key06, key07 in gru.items():
+            assert ch07[profile][key07] == ch06[profile][key06], (profile, key07)

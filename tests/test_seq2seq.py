@@ -210,3 +210,14 @@ def test_fit_seq2seq_learns_a_copy_task_and_logs_its_history():
     assert history["step"] == [20, 40]
     assert history["valid_loss"][1] < history["valid_loss"][0] < np.log(9)
     assert history["seconds"][1] > history["seconds"][0] > 0
+
+
+def test_a_new_iterator_continues_the_shuffle_and_a_new_pipeline_repeats_it():
+    sources = [[i + 4, 3] for i in range(40)]
+    targets = [[2, i + 4, 3] for i in range(40)]
+    ds = translation_dataset(sources, targets, 4)
+    first = next(iter(ds))[0][0].numpy()
+    again = next(iter(ds))[0][0].numpy()
+    fresh = next(iter(translation_dataset(sources, targets, 4)))[0][0].numpy()
+    assert not np.array_equal(first, again)
+    np.testing.assert_array_equal(first, fresh)
