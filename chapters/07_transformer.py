@@ -476,7 +476,7 @@ assert (mha_parity["largest masked weight"] == 0.0).all()
 glue("mha_parity", float(mha_parity.iloc[:, :3].max().max()), display=False)
 
 # %% [markdown]
-# Our layer equals Keras's to {glue:text}`mha_parity:.1e` or better under every mask and on both of its
+# Our layer equals Keras's to within {glue:text}`mha_parity:.1e` under every mask and on both of its
 # routes, and no masked key receives any weight.
 #
 # ## Positions
