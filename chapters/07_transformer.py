@@ -871,7 +871,10 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 n = np.array(cost.index, dtype=float)
 ax.loglog(n, cost["ms"], "o-", label="measured")
 flops = cost["GFLOP"].to_numpy()
-ax.loglog(n, flops / flops[-1] * cost["ms"].iloc[-1], "--", label="8nd² + 4n²d, scaled")
+formula = (
+    flops / flops[-1] * cost["ms"].iloc[-1]
+)  # 8nd^2 + 4n^2d, scaled to the last point
+ax.loglog(n, formula, "--", label="8nd² + 4n²d, scaled")
 ax.loglog(n, (n / n[-1]) ** 2 * cost["ms"].iloc[-1], ":", label="n², scaled")
 ax.set(xlabel="sequence length n", ylabel="ms per forward pass")
 ax.set_title("Self-attention cost, d = 256, 4 heads")
