@@ -272,8 +272,9 @@ class TransformerBlock(layers.Layer):
     (``norm_first=False``, post-LN, as in Vaswani et al. 2017 and BERT) or before the
     sublayer (``norm_first=True``, pre-LN, as in GPT-2; the stack then needs a final
     normalisation). ``causal=True`` keeps each position from attending to later ones.
-    An encoder layer is the default; chapter 08's GPT is ``causal=True`` without
-    cross-attention.
+    ``use_bias=False`` drops the biases of the projections and of the layer
+    normalisations (nanoGPT's choice). An encoder layer is the default; chapter 08's
+    GPT is ``causal=True`` without cross-attention.
 
     Defined in chapter 07 (The Transformer from scratch).
     """
@@ -313,7 +314,9 @@ class TransformerBlock(layers.Layer):
             return MultiHeadAttention(num_heads, key_dim, dropout, use_bias, name=name)
 
         def norm(name):
-            return layers.LayerNormalization(epsilon=epsilon, name=name)
+            return layers.LayerNormalization(
+                epsilon=epsilon, center=use_bias, name=name
+            )
 
         self.self_attention, self.self_norm = attention("self"), norm("self_norm")
         self.cross_attention = attention("cross") if cross_attention else None

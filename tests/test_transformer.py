@@ -128,6 +128,22 @@ def test_causal_block_outputs_do_not_depend_on_later_inputs(cross_attention):
     assert np.abs(before[:, 3:] - after[:, 3:]).max() > 0.0
 
 
+@pytest.mark.parametrize("cross_attention", [False, True])
+def test_use_bias_false_leaves_only_kernels_and_normalisation_gains(cross_attention):
+    kwargs = dict(memory=normal(1, 4, 8)) if cross_attention else {}
+    with_bias = TransformerBlock(8, 2, 16, cross_attention=cross_attention)
+    without = TransformerBlock(
+        8, 2, 16, cross_attention=cross_attention, use_bias=False
+    )
+    with_bias(normal(1, 3, 8), **kwargs)
+    without(normal(1, 3, 8), **kwargs)
+    assert all(w.name in ("kernel", "gamma") for w in without.weights)
+    assert {w.name for w in with_bias.weights} == {"kernel", "bias", "gamma", "beta"}
+    n_norms = 3 if cross_attention else 2
+    n_biases = 4 * (n_norms - 1) + 2 + n_norms  # projections, feed-forward, norm betas
+    assert len(with_bias.weights) - len(without.weights) == n_biases
+
+
 def test_block_and_embedding_refuse_bad_settings():
     with pytest.raises(ValueError, match="divisible"):
         TransformerBlock(10, 3, 16)
