@@ -253,10 +253,13 @@ class TokenAndPositionEmbedding(layers.Layer):
         x = self.token_embedding(ids)  # (batch, T, d_model)
         if self.settings["scale"]:
             x = x * math.sqrt(self.settings["d_model"])
+        # start + arange(length), not arange(start, start + length): XLA needs a range's
+        # bounds at compile time, so the latter compiles anew for every start position
+        positions = start + ops.arange(length)
         if self.position_embedding is not None:
-            x = x + self.position_embedding(ops.arange(start, start + length))[None]
+            x = x + self.position_embedding(positions)[None]
         else:
-            x = x + self.table[None, start : start + length]
+            x = x + ops.take(self.table, positions, axis=0)[None]
         return self.dropout(x, training=training)
 
     def get_config(self) -> dict:

@@ -153,6 +153,28 @@ def test_block_and_embedding_refuse_bad_settings():
         TransformerBlock(8, 2, 16, cross_attention=True)(normal(1, 3, 8))
 
 
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_embedding_start_may_be_a_runtime_value_under_xla(positions):
+    # Inside an XLA loop the start position is not a compile-time constant; a range
+    # with tensor bounds fails to compile there (and outside a loop it compiles once
+    # per start value, which is what made KV-cache generation recompile every token).
+    layer = TokenAndPositionEmbedding(10, 8, 16, positions=positions)
+    ids = tf.constant([[3, 4]])
+    layer(ids)
+
+    @tf.function(jit_compile=True)
+    def sum_over_starts():
+        def body(start, total):
+            return start + 1, total + layer(ids, start=start)
+
+        return tf.while_loop(
+            lambda start, _: start < 3, body, (tf.constant(0), tf.zeros((1, 2, 8)))
+        )[1]
+
+    expected = sum(layer(ids, start=start) for start in range(3))
+    np.testing.assert_allclose(sum_over_starts(), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_one_token_decoding_equals_the_teacher_forced_pass(norm_first):
     keras.utils.set_random_seed(1)
