@@ -18,7 +18,7 @@
 #
 # We assemble GPT {cite:p}`radford2018,radford2019` from chapter 07's blocks, train it on Tiny Shakespeare
 # with the recipe of nanoGPT {cite:p}`karpathy2023nanogpt` (AdamW with decoupled weight decay, warm-up and
-# cosine decay, gradient clipping), measure its validation loss against nanoGPT's with a training step compiled by XLA, and
+# cosine decay, gradient clipping), train it with a step compiled by XLA, compare its validation loss with nanoGPT's, and
 # race it against chapter 05's GRU on the same clock. Then we generate text with a key-value cache that gives
 # exactly the tokens of recomputing the whole context, faster, and end with a small compute-scaling experiment.
 
@@ -161,7 +161,8 @@ glue("n_vocab", vocab_size, display=False)
 # ## The GPT architecture
 #
 # GPT is the decoder of chapter 07 without cross-attention: a stack of $L$ pre-LN blocks with causal
-# self-attention over token plus learned position embeddings, a final layer normalisation, and an output layer
+# self-attention over token plus learned position embeddings, a final layer normalisation (GPT-2's
+# arrangement; GPT-1 normalised after each sub-layer), and an output layer
 # that reuses the token embedding {cite:p}`radford2018,radford2019,press2017`. For ids $x_1, \dots, x_T$, with
 # the token table $W_e \in \mathbb{R}^{V \times d}$ and the position table $W_p \in \mathbb{R}^{T_{\max}
 # \times d}$,
@@ -188,10 +189,10 @@ glue("n_vocab", vocab_size, display=False)
 # $$ (eq-gpt-params)
 #
 # The class below is all of it. `hidden` runs the stack, `output_logits` is the tied output layer, and
-# `gpt2_init` applies GPT-2's initialisation: every weight from $\mathcal{N}(0, 0.02^2)$, and the two
-# projections that write into the residual stream ($W_O$ and $W_2$) with the standard deviation divided by
-# $\sqrt{2L}$, so that the sum of $2L$ residual contributions keeps the scale of the embeddings
-# {cite:p}`radford2019`.
+# `gpt2_init` applies nanoGPT's version of GPT-2's initialisation: every weight from
+# $\mathcal{N}(0, 0.02^2)$, and the two projections that write into the residual stream ($W_O$ and $W_2$)
+# with the standard deviation divided by $\sqrt{2L}$, to account for the accumulation of $2L$
+# contributions on the residual path {cite:p}`radford2019`, so that its variance does not grow with depth.
 
 # %%
 # lmlib: gpt
@@ -391,11 +392,12 @@ glue("causal_leak", leak, display=False)
 #
 # * **AdamW** {cite:p}`loshchilov2019`. Adam's update is divided by a running estimate of the gradient's
 #   scale, so an L2 penalty added to the loss is divided too, and weights with large gradients are barely
-#   regularised. Decoupled weight decay shrinks the weights directly, after the Adam step,
-#   $\theta \leftarrow \theta - \eta_t \lambda \theta$, at the same rate for all. nanoGPT decays only the
+#   regularised. Decoupled weight decay shrinks the weights directly, separately from the Adam step,
+#   $\theta \leftarrow \theta - \eta_t \lambda \theta$ with $\eta_t$ the current learning rate, at the same
+#   rate for all. nanoGPT decays only the
 #   weights of at least two dimensions (projections and embeddings) and exempts biases and
-#   layer-normalisation gains, whose job is to set scales; $\lambda = 0.1$, $\beta_2 = 0.99$ (rather than
-#   0.999: the second-moment estimate forgets faster, which suits a short run).
+#   layer-normalisation gains, whose job is to set scales; $\lambda = 0.1$, and $\beta_2 = 0.99$, which
+#   nanoGPT's Shakespeare configuration raises from its default 0.95 because each iteration sees few tokens.
 # * **Warm-up and cosine decay** {cite:p}`loshchilov2017`. The learning rate rises linearly over the first
 #   100 iterations, while Adam's moment estimates are still noisy, then follows half a cosine from the peak
 #   $10^{-3}$ down to $10^{-4}$ at the last iteration {eq}`eq-gpt-schedule`.
@@ -403,7 +405,8 @@ glue("causal_leak", leak, display=False)
 #   to norm 1 (chapters 04 and 05 did the same).
 # * **Random windows.** Each batch is `batch` windows of `block + 1` characters starting at uniformly random
 #   positions of the training text, the input the first `block` and the target the last `block`. Over a run
-#   the windows overlap at random offsets, so the model sees every character at every position.
+#   the windows overlap at random offsets, so a character is seen at many different positions, not tied to
+#   one.
 #
 # $$
 # \eta_t = \begin{cases} \eta_{\max}\, \dfrac{t+1}{w+1} & t < w, \\[4pt]
@@ -524,8 +527,8 @@ def make_lm_steps(
 # %% [markdown]
 # The training loop is nanoGPT's. At step 0, every `eval_every` steps and after the last step it calls
 # `estimate`, which returns the losses to log; between those calls it takes one training step on a batch
-# from `batches`. Its clock counts the training steps, batch sampling included, and leaves out the first
-# step, which traces and compiles the step, and the estimates.
+# from `batches`. Its clock counts the training steps, batch sampling included, but not the estimates or
+# the first step (which traces and compiles).
 
 # %%
 # lmlib: gpt
@@ -573,7 +576,7 @@ def estimate_loss(
 
 # %% [markdown]
 # A mean over a few random batches is an estimate, with a standard error we measure after training, and
-# it can be too coarse to tell 1.88 from 1.89. So we also score every validation character once: `split_loss` cuts the split into consecutive windows of `block` inputs (each target is
+# it can hide small differences. So we also score every validation character once: `split_loss` cuts the split into consecutive windows of `block` inputs (each target is
 # predicted from the characters before it in its window, as in training) and averages the losses of all
 # targets, summed in float64.
 
@@ -615,7 +618,7 @@ def split_loss(
 # ## Training with nanoGPT's recipe
 #
 # Before the run, a check of what a rerun reproduces. TensorFlow's op determinism is on (the setup cell),
-# but Keras's `model.fit` then silently drops XLA; our own step is compiled by XLA all the same, so we check
+# but Keras's `model.fit` then drops XLA, with only a warning; our own step is compiled by XLA all the same, so we check
 # directly that it is deterministic on this machine: ten steps from the initial weights, then the weights
 # and the optimizer's state put back, and the run below must repeat those ten losses exactly.
 
@@ -713,6 +716,11 @@ for name, value in [
 glue("nano_iters", cfg.nano_iters, display=False)
 glue("nano_eval_iters", cfg.nano_eval_iters, display=False)
 glue("nano_eval_interval", cfg.nano_eval_interval, display=False)
+reference_source = {
+    "quick": "nanoGPT's own code, run on a two-core machine like this one,",
+    "full": "nanoGPT's README",
+}[cfg.name]
+glue("nano_reference_source", reference_source, display=False)
 glue(
     "nano_vs_reference",
     "below" if nano_val <= cfg.nano_reference else "above",
@@ -743,16 +751,16 @@ plt.close(fig)
 #
 # After {glue:text}`nano_iters:,` iterations the model costs {glue:text}`nano_val:.4f` nats per validation
 # character ({glue:text}`nano_val_bits:.3f` bits), scored over the whole split; nanoGPT's estimate of the same
-# quantity is {glue:text}`nano_est:.4f` here and its README reports {glue:text}`nano_reference:.4f` for this
-# recipe {cite:p}`karpathy2023nanogpt`, so we are {glue:text}`nano_vs_reference` it, by
+# quantity is {glue:text}`nano_est:.4f` here, and {glue:text}`nano_reference_source` gave
+# {glue:text}`nano_reference:.4f` for this recipe {cite:p}`karpathy2023nanogpt`, so we are {glue:text}`nano_vs_reference` it, by
 # {glue:text}`nano_gap:.3f` nats. The estimate's standard error, measured from
 # {glue:text}`nano_eval_iters:d` fresh validation batches, is {glue:text}`nano_est_se:.3f` nats: nanoGPT's
 # figure is itself an estimate of that precision, and how far the seed of the training batches moves the
 # result is Exercise 1. The training estimate ({glue:text}`nano_train_est:.3f`) is lower by
 # {glue:text}`nano_overfit:.3f` nats: the model already fits the text it trains on better than text it has
-# never seen. A rerun repeats the run bit for bit: the first ten losses of the run and of the check
-# before it differ by {glue:text}`rerun_diff:.0f`, as the cell asserts, on this machine; XLA's CPU code
-# depends on the processor, so another machine reproduces its own numbers, not ours to the last digit.
+# never seen. A rerun repeats the first ten steps bit for bit: the losses of the run and of the check
+# before it differ by {glue:text}`rerun_diff:.0f`, as the cell asserts, on this machine; XLA's compiled
+# code depends on the hardware, so another machine reproduces its own numbers, not ours to the last digit.
 
 # %% [markdown]
 # ## Speed: XLA, no XLA, `model.fit`
@@ -864,7 +872,9 @@ glue("xla_word", "faster" if xla_s < plain_s else "slower", display=False)
 # appendix {cite:p}`chowdhery2022` and of nanoGPT's `estimate_mfu`, with $N$ counting the tied embedding
 # once and leaving out the position table (a lookup, not a product): {glue:text}`mflops_per_token:.2f`
 # MFLOP per token here. *Model FLOPs utilisation* (MFU) is the rate a step achieves by this count, divided
-# by the peak: the matrix product ran at {glue:text}`peak_gflops:.0f` GFLOP/s on this machine.
+# by the peak: the matrix product ran at {glue:text}`peak_gflops:.0f` GFLOP/s on this machine. (nanoGPT's
+# `estimate_mfu` divides by a datasheet peak, an A100's 312 TFLOP/s, so its MFU and ours are not
+# comparable.)
 #
 # Timed in turns, the XLA step takes {glue:text}`xla_ms:.1f` ms per iteration
 # ({glue:text}`xla_tokens_s:,.0f` tokens per second, an MFU of {glue:text}`mfu_xla:.0f`%) and the same step
@@ -872,9 +882,10 @@ glue("xla_word", "faster" if xla_s < plain_s else "slower", display=False)
 # {glue:text}`xla_word` here, the plain step's time being {glue:text}`xla_speedup:.2f` times the XLA
 # step's. XLA fuses the many small element-wise operations of a Transformer (layer normalisation, GELU, the
 # softmax, the AdamW update of every weight) into a few loops, which saves passes over memory, but it also
-# replaces TensorFlow's oneDNN matrix kernels with its own code; which effect wins depends on the processor
-# and the model, so measure it on yours. (The run above, timed alone, took {glue:text}`nano_step_ms:.1f` ms
-# per iteration, {glue:text}`nano_tokens_s:,.0f` tokens per second, {glue:text}`nano_seconds:.0f` s in all.) `model.fit` asked for XLA, runs with it {glue:text}`fit_jit` because op determinism is
+# replaces, on a CPU, TensorFlow's oneDNN matrix kernels with its own code; which effect wins depends on the processor
+# and the model, so measure it on yours. (The run above used the same XLA step: its median was
+# {glue:text}`nano_step_ms:.1f` ms per iteration, {glue:text}`nano_tokens_s:,.0f` tokens per second,
+# {glue:text}`nano_seconds:.0f` s in all; a difference from the figure here is the machine's drift.) `model.fit` asked for XLA, runs with it {glue:text}`fit_jit` because op determinism is
 # on, and takes {glue:text}`fit_ms:.1f` ms. MFU is the share of the machine's matrix speed that a step
 # turns into model arithmetic; the rest goes to memory traffic, the element-wise operations and the
 # overheads of small matrices, which is why it is the figure to watch when a model or a batch is resized.
@@ -991,7 +1002,7 @@ def recompute_step_fn(model: GPT, keep: int | None = None):
 # %% [markdown]
 # The recomputing generator runs as a TensorFlow graph without XLA: its input grows by a token each step,
 # and XLA would compile a new program for every length, while the cache's input is always one token. A
-# wrapper records the seconds of each step. Both generators first run a warm-up (past a block where the run
+# wrapper records the seconds of each step. All three generators first run a warm-up (past a block where the run
 # will cut the context, so that every shape is traced and compiled), then generate
 # {glue:text}`gen_tokens:d` greedy tokens after the same prompt.
 
@@ -1090,8 +1101,8 @@ print(pd.DataFrame(columns).round(2))
 # recomputation at block {glue:text}`nano_block:d`, and {glue:text}`kv_speedup_plain:.1f` times without
 # XLA, where both generators run the same kind of graph. An (untrained) model of the same width with a
 # block of {glue:text}`long_block:,` positions, generating {glue:text}`long_tokens:d` tokens so that its
-# context grows to the whole block without being cut, gains {glue:text}`long_speedup:.1f` times
-# ({glue:text}`long_speedup_plain:.1f` without XLA), {glue:text}`long_word` than at the short block.
+# context grows to the whole block without being cut, gains {glue:text}`long_speedup:.1f` times with XLA,
+# {glue:text}`long_word` than at the short block ({glue:text}`long_speedup_plain:.1f` times without XLA).
 # Recomputation's cost per token grows with the context, while the cache's barely does; what a cached step
 # still pays is mostly fixed: the call from Python into the compiled program, and attention over the whole
 # preallocated block, written or not. {glue:text}`long_verdict`
@@ -1134,15 +1145,18 @@ print(sample_text)
 #
 # Chapter 05's GRU reached {glue:text}`05_text_generation.ipynb::char_val_nats:.3f` nats per character on
 # windows of 100 validation characters after {glue:text}`05_text_generation.ipynb::train_seconds:.0f`
-# seconds of training, and the character 5-gram model with Kneser–Ney smoothing, read as a stream, costs
+# seconds of training ({glue:text}`05_text_generation.ipynb::char_val_bits:.3f` bits), and the character
+# 5-gram model with Kneser–Ney smoothing, read as a stream, costs
 # {glue:text}`05_text_generation.ipynb::kn_bits:.3f` bits per character. Here the two architectures train
 # side by side, in one build, through the same code: the same random-window batches of
-# {glue:text}`race_block:d` characters, the same compiled training step, the same optimizer (AdamW, warm-up
-# and cosine decay, clipping), each for a fixed number of steps sized to take about the same time; both are
+# {glue:text}`race_block:d` characters, the same training step (compiled by XLA for the GPT, a plain
+# TensorFlow graph for the GRU), the same optimizer (AdamW, warm-up and cosine
+# decay, clipping), each for a fixed number of steps chosen to take roughly the same time; both are
 # scored on the same {glue:text}`race_windows:d` validation windows along the way and on the whole split at
-# the end. The GRU is chapter 05's model with chapter 05's settings (Adam without weight decay, its
-# learning rate and batch, no warm-up); the GPT's depth, width, batch and learning rate were chosen for
-# learning per second within the same budget (the profile table lists both).
+# the end. The GRU is chapter 05's model with chapter 05's batch, no weight decay and no warm-up; its
+# learning rate and schedule are set in the profile. The GPT's depth, width, batch and learning rate were
+# chosen for learning per second within the same budget (the `race_*` settings of the setup cell list
+# both).
 
 # %%
 def gru_lm(vocab_size: int, embed_dim: int, units: int) -> keras.Model:
@@ -1230,23 +1244,33 @@ for name, value in [
     ),
 ]:
     glue(name, float(value), display=False)
+rates = {}
 for name, log, train in [
     ("race_gpt_rate", gpt_log, cfg.race_gpt_train),
     ("race_gru_rate", gru_log, cfg.race_gru_train),
 ]:
     value = (log["step"][-1] - 1) * train["batch"] * cfg.race_block / log["seconds"][-1]
     glue(name, float(value), display=False)
-# where the curves last cross: the GPT's minus the GRU's loss (interpolated in time)
-overlap = np.array(gpt_log["seconds"]) <= gru_log["seconds"][-1]
-gap = np.array(gpt_log["valid"]) - np.interp(
-    gpt_log["seconds"], gru_log["seconds"], gru_log["valid"]
+    rates[name] = value
+faster = "GPT" if rates["race_gpt_rate"] > rates["race_gru_rate"] else "GRU"
+glue("race_faster", faster, display=False)
+# the last time the curves cross (linear in time between evaluations, after step 0)
+times = np.array(gpt_log["seconds"][1:])
+gap = np.array(gpt_log["valid"][1:]) - np.interp(
+    times, gru_log["seconds"], gru_log["valid"]
 )
-flips = np.flatnonzero(np.diff(np.sign(gap[overlap])) != 0)
+gap, times = (
+    gap[times <= gru_log["seconds"][-1]],
+    times[times <= gru_log["seconds"][-1]],
+)
+flips = np.flatnonzero(np.sign(gap[:-1]) != np.sign(gap[1:]))
 if flips.size:
-    last = gpt_log["seconds"][flips[-1] + 1]
-    cross = f"the curves last cross at about {last:.0f} s of training"
+    k = flips[-1]
+    last = times[k] + (times[k + 1] - times[k]) * gap[k] / (gap[k] - gap[k + 1])
+    lower = "GPT's" if gap[-1] < 0 else "GRU's"
+    cross = f"the {lower} curve stays below the other's from about {last:.0f} s on"
 else:
-    cross = "one curve stays below the other for as long as both ran"
+    cross = "neither curve crosses the other after the first evaluation"
 glue("race_cross_note", cross, display=False)
 glue("race_ahead", ahead, display=False)
 glue("race_behind", "GRU" if ahead == "GPT" else "GPT", display=False)
@@ -1269,11 +1293,12 @@ glue("race_gru_units", cfg.race_gru["units"], display=False)
 # split, in windows of {glue:text}`race_block:d`, the GPT costs {glue:text}`race_gpt_val:.3f` nats per
 # character and the GRU {glue:text}`race_gru_val:.3f`: the {glue:text}`race_ahead` is ahead by
 # {glue:text}`race_margin:.3f` nats, and in {numref}`fig-gpt-race` {glue:text}`race_cross_note`. The GPT read
-# {glue:text}`race_gpt_rate:,.0f` characters per second of training, the GRU {glue:text}`race_gru_rate:,.0f`.
+# {glue:text}`race_gpt_rate:,.0f` characters per second of training, the GRU {glue:text}`race_gru_rate:,.0f`:
+# the {glue:text}`race_faster` read more.
 # Per character the GPT does more arithmetic than this GRU, but as a few large matrix products over all the
 # positions of a window at once; the GRU must take its {glue:text}`race_block:d` steps one after another,
-# each a small product that waits for the one before. Two CPU cores have little parallel work to offer
-# either model. A GPU runs many products at once, which tips the balance towards the Transformer: that is
+# each a small product that waits for the one before. On the quick profile's two CPU cores neither model
+# finds much to run in parallel. A GPU runs many products at once, which tips the balance towards the Transformer: that is
 # what let Transformers replace recurrent networks, and what the full profile measures. In the quick
 # profile, with the seconds this chapter can spare, the race is short and the models are small, far from
 # chapter 05's minutes of training; set its losses beside chapter 05's figure above with that in mind.
@@ -1393,7 +1418,7 @@ glue("scaling_edge_note", edge_note, display=False)
 #    estimate's standard error and to the gap from nanoGPT's figure?
 # 2. **The recipe, one piece at a time.** Train without weight decay, without warm-up, without clipping,
 #    and with Keras's default initialisation (`GPT(...)` instead of `build_gpt`), one change at a time. Which
-#    piece matters at 2,000 iterations, and which would you expect to matter only for deeper models?
+#    piece matters at {glue:text}`nano_iters:,` iterations, and which would you expect to matter only for deeper models?
 # 3. **A batch of generations.** The cache has a batch axis. Generate four continuations at once with
 #    `cached_forward`, and measure the time per token against four runs one after another.
 # 4. **Sliding windows.** Make the context slide one token at a time once it is full. Why does the cache
@@ -1405,7 +1430,8 @@ glue("scaling_edge_note", edge_note, display=False)
 # ## Summary
 #
 # * GPT is a stack of pre-LN causal Transformer blocks over token and learned position embeddings with an
-#   output layer tied to the token embedding; nanoGPT's CPU model has {glue:text}`n_params:,` parameters,
+#   output layer tied to the token embedding; nanoGPT's model in this profile has {glue:text}`n_params:,`
+#   parameters,
 #   as {eq}`eq-gpt-params` counts, and starts at the uniform guess.
 # * nanoGPT's recipe (AdamW with decay on matrices only, warm-up and cosine decay, clipping, random windows)
 #   reached {glue:text}`nano_val:.4f` nats per validation character, against nanoGPT's reported
@@ -1417,7 +1443,8 @@ glue("scaling_edge_note", edge_note, display=False)
 #   {glue:text}`kv_speedup:.1f` times as fast for {glue:text}`speed_tokens:d` tokens at block
 #   {glue:text}`nano_block:d`, and {glue:text}`long_speedup:.1f` times for {glue:text}`long_tokens:d` tokens
 #   at block {glue:text}`long_block:,`.
-# * On one clock the {glue:text}`race_ahead` beat the {glue:text}`race_behind` by
+# * After {glue:text}`race_gpt_seconds:.0f` s (GPT) and {glue:text}`race_gru_seconds:.0f` s (GRU) of
+#   training, the {glue:text}`race_ahead` was ahead of the {glue:text}`race_behind` by
 #   {glue:text}`race_margin:.3f` nats; at a fixed compute budget of {glue:text}`scaling_tflops:.1f` TFLOPs
 #   the best of {glue:text}`n_widths:d` widths was {glue:text}`scaling_best:d`.
 # * `lmlib.gpt` holds the model, its initialisation, the optimizer, the schedule, the training loop, the
