@@ -190,7 +190,7 @@ glue("n_vocab", vocab_size, display=False)
 # $$ (eq-gpt-params)
 #
 # The class below is all of it. `hidden` runs the stack, `output_logits` is the tied output layer, and
-# `gpt2_init` applies nanoGPT's version of GPT-2's initialisation: every weight from
+# `build_gpt` builds the model and applies nanoGPT's version of GPT-2's initialisation: every weight from
 # $\mathcal{N}(0, 0.02^2)$, and the two projections that write into the residual stream ($W_O$ and $W_2$)
 # with the standard deviation divided by $\sqrt{2L}$, to account for the accumulation of $2L$
 # contributions on the residual path {cite:p}`radford2019`, so that its variance does not grow with depth.
