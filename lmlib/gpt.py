@@ -299,15 +299,16 @@ def estimate_loss(
     return float(np.mean(losses))
 
 
-def windows_loss(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, batch: int = 64
-) -> float:
-    """Mean next-token loss (nats) of ``model`` on windows ``x`` with targets ``y``
-    (both (n, T)), ``batch`` windows at a time, summed in float64.
+def windows_scorer(
+    model: keras.Model, batch: int = 64
+) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``score(x, y)``: the mean next-token loss (nats) of ``model`` on windows ``x``
+    with targets ``y`` (both (n, T)), ``batch`` windows at a time, summed in float64;
+    traced once, so that scoring many times during training costs no retracing.
 
     Defined in chapter 08 (GPT: a decoder-only language model).
     """
-    spec = [tf.TensorSpec((None, x.shape[1]), tf.int32)] * 2
+    spec = [tf.TensorSpec((None, None), tf.int32)] * 2
 
     @tf.function(input_signature=spec)
     def total(inputs, targets):
@@ -316,11 +317,23 @@ def windows_loss(
         )
         return tf.reduce_sum(tf.cast(losses, tf.float64))
 
-    nll = sum(
-        float(total(x[i : i + batch], y[i : i + batch]))
-        for i in range(0, len(x), batch)
-    )
-    return nll / y.size
+    def score(x: np.ndarray, y: np.ndarray) -> float:
+        chunks = range(0, len(x), batch)
+        nll = sum(float(total(x[i : i + batch], y[i : i + batch])) for i in chunks)
+        return nll / y.size
+
+    return score
+
+
+def windows_loss(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, batch: int = 64
+) -> float:
+    """Mean next-token loss (nats) of ``model`` on windows ``x`` with targets ``y``
+    (both (n, T)): :func:`windows_scorer` called once.
+
+    Defined in chapter 08 (GPT: a decoder-only language model).
+    """
+    return windows_scorer(model, batch)(x, y)
 
 
 def split_loss(
@@ -436,3 +449,51 @@ def recompute_step_fn(model: GPT, keep: int | None = None):
         return last_logits(tf.constant([window])).numpy()[0], window
 
     return step, ()
+
+
+def gru_lm(vocab_size: int, embed_dim: int, units: int) -> keras.Model:
+    """Chapter 05's character model for random windows: an embedding, one GRU layer
+    (not stateful: every window starts from a zero state), a dense output.
+
+    Defined in chapter 08 (GPT: a decoder-only language model).
+    """
+    return keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            layers.Embedding(vocab_size, embed_dim),
+            layers.GRU(units, return_sequences=True),
+            layers.Dense(vocab_size),
+        ],
+        name="gru_lm",
+    )
+
+
+def train_on_windows(
+    model: keras.Model,
+    ids: np.ndarray,
+    block: int,
+    settings: dict,
+    estimate: Callable[[], dict[str, float]],
+    evals: int,
+    jit_compile: bool = True,
+    verbose: bool = True,
+) -> dict[str, list]:
+    """Train ``model`` on random windows of ``block`` characters of ``ids`` with
+    ``settings`` (``batch``, ``steps``, peak ``lr``) and one recipe for any model:
+    :func:`make_adamw`'s AdamW, warm-up over a tenth of the steps, cosine decay to
+    ``lr / 10``; ``estimate()`` is logged ``evals`` times (:func:`train_lm`'s log).
+
+    Defined in chapter 08 (GPT: a decoder-only language model).
+    """
+    steps, batch, peak = settings["steps"], settings["batch"], settings["lr"]
+    optimizer = make_adamw(model, WarmupCosine(peak, steps // 10, steps, peak / 10))
+    train, _ = make_lm_steps(model, optimizer, batch, block, jit_compile)
+    rng = np.random.default_rng(5)
+    return train_lm(
+        train,
+        lambda: random_windows(ids, block, batch, rng),
+        steps,
+        estimate,
+        max(steps // evals, 1),
+        verbose,
+    )

@@ -1,7 +1,7 @@
 """Tests of lmlib.gpt (chapter 08): the parameter-count formula, causality at every
 position, the key-value cache equal to the full forward pass and to recomputation in
 generation, the weight-decay groups of make_adamw, nanoGPT's schedule, the batches, the
-training loop's log and the whole-split loss."""
+training loop's log, the whole-split loss and the race's training on windows."""
 
 import math
 import os
@@ -20,13 +20,16 @@ from lmlib.gpt import (  # noqa: E402
     cached_forward,
     empty_cache,
     gpt_param_count,
+    gru_lm,
     kv_cache_step_fn,
     make_adamw,
     random_windows,
     recompute_step_fn,
     split_loss,
     train_lm,
+    train_on_windows,
     windows_loss,
+    windows_scorer,
 )
 
 TINY = dict(vocab_size=11, block_size=8, d_model=16, num_heads=2, num_layers=2)
@@ -152,6 +155,39 @@ def test_split_loss_scores_every_target_once(tiny):
     expected = -np.take_along_axis(logp, y[..., None], -1).mean()
     assert split_loss(tiny, ids, 8, batch=2) == pytest.approx(expected, rel=1e-5)
     assert windows_loss(tiny, x, y, batch=3) == pytest.approx(expected, rel=1e-5)
+
+
+def test_one_scorer_serves_every_window_length(tiny):
+    ids = np.random.default_rng(3).integers(0, 11, (6, 9)).astype(np.int32)
+    score = windows_scorer(tiny, batch=4)
+    for length in (8, 5):
+        x, y = ids[:, :length], ids[:, 1 : length + 1]
+        assert score(x, y) == pytest.approx(windows_loss(tiny, x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["GPT", "GRU"])
+def test_train_on_windows_lowers_the_loss_of_either_model(name):
+    keras.utils.set_random_seed(0)
+    if name == "GPT":
+        model = build_gpt(seed=0, **TINY)
+    else:
+        model = gru_lm(TINY["vocab_size"], embed_dim=8, units=16)
+    ids = np.tile(np.arange(11, dtype=np.int32), 20)  # a sequence easy to learn
+    x, y = random_windows(ids, 8, 16, np.random.default_rng(0))
+    score = windows_scorer(model)
+    settings = dict(batch=8, steps=40, lr=1e-2)
+    log = train_on_windows(
+        model,
+        ids,
+        8,
+        settings,
+        lambda: {"valid": score(x, y)},
+        4,
+        jit_compile=False,
+        verbose=False,
+    )
+    assert log["step"] == [0, 10, 20, 30, 40]
+    assert log["valid"][-1] < 0.7 * log["valid"][0]
 
 
 def test_gpt_survives_a_keras_round_trip(tiny, tmp_path):
