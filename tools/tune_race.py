@@ -11,11 +11,12 @@ with the race's recipe (``lmlib.gpt.train_on_windows``) on the first 90% of the 
 split, and is scored on random windows of the last 10% of the training split. The
 validation split is never read. The choice: the lowest held-out loss, or among trials
 within 0.01 nats of it the lowest learning rate (repeated trials differ by more than
-that). (The grids were moved once, for both models alike,
-after a first search with batches 4x larger and learning rates 4x smaller found both
-optima at a corner.) The best trial of each model is printed as the settings to put
-in chapter 08's profile. The steps depend on this machine's speed, so a rerun elsewhere
-may choose differently; the chapter's numbers are what the chosen settings give.
+that). The grids were moved once, for both models alike, after a first search with
+batches 4x larger and learning rates 4x smaller found both optima at a corner.
+
+The best trial of each model is printed as the settings to put in chapter 08's profile.
+The steps depend on this machine's speed, so a rerun elsewhere may choose differently;
+the chapter's numbers are what the chosen settings give.
 """
 
 from __future__ import annotations
